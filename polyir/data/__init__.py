@@ -1,0 +1,1 @@
+"""Data layer: typed records, readers for LAReQA / JSONL, and the dataset registry."""

@@ -1,0 +1,95 @@
+"""Typed records shared by readers, samplers and evaluation.
+
+Two views of a multilingual QA dataset:
+- a ``RetrievalTask`` (queries, a candidate pool, relevance) for evaluation;
+- a ``ParallelQACorpus`` (pair id -> language -> question/answer) for training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Query:
+    """One question. ``pair_id`` is shared by its translations in other languages."""
+
+    id: str
+    language: str
+    text: str
+    pair_id: str
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One retrievable unit (a sentence), with the paragraph it came from as context."""
+
+    id: str
+    language: str
+    text: str
+    context: str = ""
+    group: str = ""  # e.g. the paragraph id: candidates of one group share a context
+
+
+@dataclass
+class RetrievalTask:
+    """Queries, a multilingual candidate pool, and each query's relevant candidate ids."""
+
+    name: str
+    queries: list[Query]
+    candidates: list[Candidate]
+    relevant: dict[str, frozenset[str]]  # query id -> relevant candidate ids
+    notes: dict[str, object] = field(default_factory=dict)  # reader facts (repairs, dedups, ...)
+
+    @property
+    def query_languages(self) -> list[str]:
+        return sorted({q.language for q in self.queries})
+
+    @property
+    def candidate_languages(self) -> list[str]:
+        return sorted({c.language for c in self.candidates})
+
+
+@dataclass(frozen=True)
+class QAEntry:
+    """A question and its positive passage in one language, with optional hard negatives."""
+
+    query: str
+    positive: str
+    context: str | None = None
+    negatives: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ParallelPair:
+    """One pair id with its per-language entries (translations of the same QA instance)."""
+
+    pair_id: str
+    entries: dict[str, QAEntry]
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted(self.entries)
+
+
+@dataclass
+class ParallelQACorpus:
+    """Training corpus: pair id -> language -> (query, positive, negatives)."""
+
+    name: str
+    pairs: list[ParallelPair]
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted({lang for p in self.pairs for lang in p.entries})
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def language_sizes(self) -> dict[str, int]:
+        """How many pairs hold each language."""
+        sizes: dict[str, int] = {}
+        for p in self.pairs:
+            for lang in p.entries:
+                sizes[lang] = sizes.get(lang, 0) + 1
+        return dict(sorted(sizes.items()))
