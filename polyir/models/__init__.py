@@ -1,0 +1,1 @@
+"""Models: the Encoder, model spec resolution, and models shipped inside PyPI packages."""
