@@ -29,7 +29,7 @@ def friendly_errors(fn):
         try:
             return fn(*args, **kwargs)
         except PolyirError as exc:
-            console.print(f"[red]error:[/red] {exc}", highlight=False)
+            console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper

@@ -396,8 +396,13 @@ class _Pool:
         self.multi = self.has.sum(axis=0) >= 2
         minimum = global_size if not config.allow_smaller_batches else world_size
 
+        n_texts = max(len(text_ids), 1)
+
         def capacity(mask: np.ndarray, passage_lang: int) -> int:
-            return int(np.unique(self.tid[passage_lang, mask]).size)
+            """Distinct positive texts in passage_lang among the masked pairs."""
+            seen = np.zeros(n_texts, dtype=bool)
+            seen[self.tid[passage_lang, mask]] = True
+            return int(seen.sum())
 
         self.mono_options: list[int] = []
         self.mono_capacity: dict[str, int] = {}
@@ -428,8 +433,8 @@ class _Pool:
             self.per_example_capacity = 0
         else:
             ids = self.tid[:, self.multi]
-            n_texts = int(np.unique(ids[ids >= 0]).size)
-            self.per_example_capacity = min(int(self.multi.sum()), n_texts)
+            distinct = int(np.unique(ids[ids >= 0]).size)
+            self.per_example_capacity = min(int(self.multi.sum()), distinct)
             self.can_cross = self.per_example_capacity >= minimum
         self.can_mono = bool(self.mono_options)
         self.mono_probs = self.lang_weights[self.mono_options] if self.mono_options else np.zeros(0)

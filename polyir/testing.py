@@ -56,9 +56,49 @@ def build_tiny_model_dir(
         intermediate_size=hidden_size * 2,
         max_position_embeddings=128,
     )
-    model = BertModel(config, add_pooling_layer=False)
+    model = BertModel(config)  # with pooler, so every load is deterministic
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path)
     fast.save_pretrained(path)
     return path
+
+
+_TOPICS = ["cat", "dog", "park", "rome", "berlin", "paris", "madrid", "river", "city", "emperor"]
+
+
+def write_tiny_lareqa(
+    folder: Path, languages: Iterable[str] = ("en", "de", "es"), n_paragraphs: int = 4
+) -> dict[str, Path]:
+    """Write a small parallel LAReQA dataset (``{lang}.json``): 3 sentences and 2 questions a paragraph."""
+    import json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for lang in languages:
+        paragraphs = []
+        for p in range(n_paragraphs):
+            topic = _TOPICS[p % len(_TOPICS)]
+            sentences = [
+                f"{lang} {topic} sat on the mat {p} {s} ." for s in range(3)
+            ]
+            sentences[1] = f"{lang} the {topic} ran in the park {p} ."
+            context = " ".join(sentences)
+            breaks, pos = [], 0
+            for s in sentences:
+                start = context.index(s, pos)
+                breaks.append([start, start + len(s)])
+                pos = start + len(s)
+            qas = [
+                {"id": f"p{p}q{k}", "question": f"{lang} who was the {topic} {k} ?",
+                 "answers": [{"answer_start": breaks[k][0] + 1, "text": sentences[k][1:4]}]}
+                for k in range(2)
+            ]
+            paragraphs.append({"context": context, "qas": qas, "sentences": sentences,
+                               "sentence_breaks": breaks})
+        doc = {"version": "1.1", "data": [{"title": "tiny", "paragraphs": paragraphs}]}
+        path = folder / f"{lang}.json"
+        path.write_text(json.dumps(doc), encoding="utf-8")
+        out[lang] = path
+    return out

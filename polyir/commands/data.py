@@ -102,6 +102,9 @@ def convert(
         "--languages", "-l", help="Comma-separated language codes (default: all).")] = None,
     data_dir: DataDirOption = None,
     download: Annotated[bool, typer.Option(help="Download missing registered files.")] = True,
+    verify: Annotated[bool, typer.Option(
+        help="Check the sha256 of registered files found locally (downloads are always checked)."
+    )] = False,
 ) -> None:
     """Write a LAReQA-format dataset as parallel QA JSONL (one pair id per line)."""
     try:
@@ -109,7 +112,8 @@ def convert(
             raise PolyirError("give exactly one of --dataset NAME or --input DIR_OR_FILE")
         langs = parse_languages(languages)
         if dataset is not None:
-            corpus = load_corpus(dataset, data_dir=data_dir, languages=langs, download=download)
+            corpus = load_corpus(dataset, data_dir=data_dir, languages=langs, download=download,
+                                 verify=verify)
         else:
             assert inputs is not None
             files = _input_files(inputs)

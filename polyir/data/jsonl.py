@@ -23,7 +23,7 @@ import os
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 from polyir.data.types import ParallelPair, ParallelQACorpus, QAEntry
 from polyir.errors import DataFormatError, EmptySelectionError
@@ -46,35 +46,37 @@ def corpus_name(path: Path | str) -> str:
     return name
 
 
-def _open_text(path: Path) -> TextIO:
-    if _is_gz(path):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig")
-    return open(path, encoding="utf-8-sig")
+def _open_binary(path: Path) -> BinaryIO:
+    return gzip.open(path, "rb") if _is_gz(path) else open(path, "rb")  # type: ignore[return-value]
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     """Numbered lines, turning decode / gzip failures into DataFormatError with the line number."""
     try:
-        handle = _open_text(path)
+        handle = _open_binary(path)
     except OSError as exc:
         raise DataFormatError(f"{path}: cannot open file ({exc.strerror or exc})") from exc
     lineno = 0
     with handle:
         while True:
             try:
-                line = handle.readline()
-            except UnicodeDecodeError as exc:
-                raise DataFormatError(
-                    f"{path}: line {lineno + 1}: not UTF-8 text ({exc.reason})"
-                ) from exc
+                raw = handle.readline()
             except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
                 raise DataFormatError(
-                    f"{path}: line {lineno + 1}: cannot decompress ({exc}); truncated .gz file?"
+                    f"{path}: line {lineno + 1}: cannot read ({exc}); truncated or not a .gz file?"
                 ) from exc
-            if not line:
+            if not raw:
                 return
             lineno += 1
-            yield lineno, line
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # UTF-8 byte-order mark
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataFormatError(
+                    f"{path}: line {lineno}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+                ) from exc
+            yield lineno, text
 
 
 def _text(value: Any, where: str, key: str, *, required: bool) -> str | None:

@@ -25,11 +25,13 @@ Rules (also in ``docs/data-formats.md``):
   (candidates are keyed by paragraph and position there, and the published pool sizes count them).
   ``task.notes["duplicates"]`` counts them.
 * **Break repair**: when ``context[start:end]`` differs from the sentence text, the break is
-  re-aligned: its start moves to the nearest offset within ``MAX_BREAK_SHIFT`` characters where the
-  context starts with the sentence's first ``ANCHOR_CHARS`` characters, its end to the nearest offset
-  within the same window where the context ends with the sentence's last ``ANCHOR_CHARS``
-  characters. Each repair is recorded in ``task.notes["break_repairs"]``; a break that cannot be
-  re-aligned is a ``DataFormatError``. The one real case: XQuAD-R ``tr.json``, article 9
+  re-aligned: its start moves to the nearest offset within ``MAX_BREAK_SHIFT`` (8) characters where
+  the context starts with the sentence's first ``ANCHOR_CHARS`` (12) characters, its end to the
+  nearest offset within the same window where the context ends with the sentence's last
+  ``ANCHOR_CHARS`` characters (an anchor that does not match shrinks down to ``MIN_ANCHOR_CHARS``
+  (4) characters; the new span's length must stay within 8 of the sentence's). Each repair is
+  recorded in ``task.notes["break_repairs"]``; a break that cannot be re-aligned is a
+  ``DataFormatError``. The one real case: XQuAD-R ``tr.json``, article 9
   (``Victoria_(Australia)``), paragraph 3, sentences 2 and 3. The context holds the mojibake
   ``"1â\\x81„2"`` (3 characters) where the sentence string holds one character ("1⁞2"); the breaks
   were computed on the sentence strings, so sentence 2 ends 2 characters early and sentence 3
@@ -46,12 +48,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from polyir.data.types import Candidate, ParallelPair, ParallelQACorpus, QAEntry, Query, RetrievalTask
+from polyir.data.types import (
+    Candidate,
+    ParallelPair,
+    ParallelQACorpus,
+    QAEntry,
+    Query,
+    RetrievalTask,
+)
 from polyir.errors import DataFormatError, EmptySelectionError
 from polyir.languages import parse_languages, select_languages
 
 MAX_BREAK_SHIFT = 8  # how far (characters) a break end point may be moved by the repair
 ANCHOR_CHARS = 12  # how many leading / trailing characters of a sentence anchor its re-alignment
+MIN_ANCHOR_CHARS = 4  # ... shrinking down to this many when the longer anchor does not match
 
 
 @dataclass
@@ -81,7 +91,6 @@ class _LangFile:
     paragraphs: list[_Paragraph] = field(default_factory=list)
     questions: list[_Question] = field(default_factory=list)
     repairs: list[dict[str, Any]] = field(default_factory=list)
-    answer_copies: int = 0  # same-paragraph copies of an answer sentence made relevant
 
 
 def _where(path: Path, article: int, title: str, paragraph: int | None = None,
@@ -130,17 +139,30 @@ def _nearest(positions: list[int], target: int) -> int | None:
     return min(positions, key=lambda p: (abs(p - target), p)) if positions else None
 
 
+def _anchor(context: str, sentence: str, target: int, *, at_start: bool) -> int | None:
+    """Offset nearest ``target`` (within MAX_BREAK_SHIFT) where the sentence's head (or tail)
+    sits in the context; the anchor shrinks from ANCHOR_CHARS to MIN_ANCHOR_CHARS characters
+    when the longer one does not match (a changed character close to the sentence's edge)."""
+    longest = min(ANCHOR_CHARS, len(sentence))
+    for k in range(longest, min(MIN_ANCHOR_CHARS, longest) - 1, -1):
+        lo, hi = max(0, target - MAX_BREAK_SHIFT), min(len(context), target + MAX_BREAK_SHIFT)
+        if at_start:
+            head = sentence[:k]
+            hits = [p for p in range(lo, hi + 1) if context.startswith(head, p)]
+        else:
+            tail = sentence[-k:]
+            hits = [q for q in range(max(lo, k), hi + 1) if context[q - k:q] == tail]
+        if hits:
+            return min(hits, key=lambda p: (abs(p - target), p))
+    return None
+
+
 def _realign(context: str, sentence: str, start: int, end: int) -> tuple[int, int] | None:
     """Re-align a break whose slice differs from its sentence (see the module docstring)."""
-    k = min(ANCHOR_CHARS, len(sentence))
-    if k == 0:
+    if not sentence:
         return None
-    head, tail = sentence[:k], sentence[-k:]
-    lo, hi = max(0, start - MAX_BREAK_SHIFT), min(len(context), start + MAX_BREAK_SHIFT)
-    starts = [p for p in range(lo, hi + 1) if context.startswith(head, p)]
-    lo, hi = max(k, end - MAX_BREAK_SHIFT), min(len(context), end + MAX_BREAK_SHIFT)
-    ends = [q for q in range(lo, hi + 1) if context[q - k:q] == tail]
-    new_start, new_end = _nearest(starts, start), _nearest(ends, end)
+    new_start = _anchor(context, sentence, start, at_start=True)
+    new_end = _anchor(context, sentence, end, at_start=False)
     if new_start is None or new_end is None or new_end <= new_start:
         return None
     if abs((new_end - new_start) - len(sentence)) > MAX_BREAK_SHIFT:
@@ -159,7 +181,9 @@ def _parse_breaks(raw: list[Any], context: str, sentences: list[str], where: str
     for i, (brk, sent) in enumerate(zip(raw, sentences)):
         if (not isinstance(brk, (list, tuple)) or len(brk) != 2
                 or not all(isinstance(x, int) and not isinstance(x, bool) for x in brk)):
-            raise DataFormatError(f"{where}, sentence {i}: break {brk!r} is not a [start, end] pair")
+            raise DataFormatError(
+                f"{where}, sentence {i}: break {brk!r} is not a [start, end] pair"
+            )
         start, end = brk
         if not isinstance(sent, str) or not sent.strip():
             raise DataFormatError(f"{where}, sentence {i}: empty or non-string sentence {sent!r}")
@@ -251,10 +275,11 @@ class _Loaded:
 
 def _load(files: Mapping[str, Path | str], name: str,
           languages: Sequence[str] | str | None) -> _Loaded:
-    codes = parse_languages(list(files)) or []  # validates the file keys as language codes
+    by_code = {str(k).strip().lower(): Path(v) for k, v in files.items()}
+    codes = parse_languages(list(by_code)) or []  # validates the file keys as language codes
     wanted = parse_languages(languages)
     selected = select_languages(codes, wanted, source=name)
-    parsed = [_parse_file(lang, Path(files[lang])) for lang in selected]
+    parsed = [_parse_file(lang, by_code[lang]) for lang in selected]
     if not any(f.questions for f in parsed):
         raise EmptySelectionError(f"{name}: no question in language(s) {', '.join(selected)}")
     return _Loaded(selected, parsed)

@@ -20,6 +20,8 @@ HEADLINE = [
 def _fmt(key: str, value: float | None) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "-"
+    if key.startswith("n_"):
+        return str(int(value))
     return f"{value:.1f}" if key == "rank_distance" else f"{value:.4f}"
 
 
@@ -49,7 +51,7 @@ def print_summary(result: dict[str, Any], console=None) -> None:
     if per:
         table = Table(title="per query language")
         table.add_column("lang")
-        keys = [k for k in ("mo_map", "cr_map", "mul_map", "rank_distance", "mul_hit@1", "mul_hit@10")
+        keys = [k for k in ("n_queries", "mo", "cr", "mul", "rank_distance", "mul_hit@1", "mul_hit@10")
                 if any(k in v for v in per.values())]
         for k in keys:
             table.add_column(k, justify="right")
@@ -60,7 +62,7 @@ def print_summary(result: dict[str, Any], console=None) -> None:
     counts = result.get("counts", {})
     console.print(
         f"queries {counts.get('queries', '?')}, candidates {counts.get('candidates', '?')}, "
-        f"tied relevant scores {ties.get('relevant_with_ties', 0)}; "
+        f"tied relevant scores {ties.get('pairs_with_ties', 0)}; "
         f"time {result.get('timings', {}).get('total', float('nan')):.1f} s"
     )
 

@@ -85,7 +85,27 @@ def score_task(
         [q.language for q in task.queries],
         [c.language for c in task.candidates],
         relevant,
+        query_ids=[q.id for q in task.queries],
     )
+
+
+HEADLINE_KEYS = ("mo_map", "cr_map", "mul_map", "rank_distance", "mul_hit@1", "mul_hit@10")
+
+
+def result_sections(result: Any) -> dict[str, Any]:
+    """Split a LareqaResult into the JSON sections: metrics, matrix, per_language, per_query, ..."""
+    flat = result.to_dict(per_query=True)
+    metrics = {k: flat.pop(k) for k in list(flat) if k in HEADLINE_KEYS or k.startswith("mul_hit@")}
+    matrix = {
+        "query_languages": flat.pop("query_languages"),
+        "candidate_languages": flat.pop("candidate_languages"),
+        "by_language": flat.pop("matrix"),
+    }
+    matrix["values"] = [
+        [matrix["by_language"].get(x, {}).get(y) for y in matrix["candidate_languages"]]
+        for x in matrix["query_languages"]
+    ]
+    return {"metrics": metrics, "matrix": matrix, **flat}
 
 
 def evaluate_encoder(
@@ -103,8 +123,7 @@ def evaluate_encoder(
         q_emb, c_emb, info = embed_task(encoder, task, options, timer)
         with timer("scoring"):
             result = score_task(task, q_emb, c_emb)
-    data = result.to_dict()
-    data["per_query"]["ids"] = [q.id for q in task.queries]
+    data = result_sections(result)
     return {
         "format": RESULT_FORMAT,
         "task": task.name,

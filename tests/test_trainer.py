@@ -1,0 +1,245 @@
+"""The trainer on a tiny model and a synthetic 3-language corpus: learning, run folder, resume, stopping."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from polyir.data.types import ParallelPair, ParallelQACorpus, QAEntry
+from polyir.errors import PolyirError
+from polyir.training.config import config_from_dict, load_config
+from polyir.training.trainer import StepInfo, latest_checkpoint, split_pairs, train
+
+LANGS = ("en", "de", "fr")
+N_PAIRS = 40
+
+
+def synthetic_corpus(n: int = N_PAIRS) -> ParallelQACorpus:
+    """Pair i: a question and answer in 3 languages, sharing an entity token e{i} (like a name)."""
+    pairs = []
+    for i in range(n):
+        entries = {
+            lang: QAEntry(
+                query=f"{lang}who {lang}w{i} e{i} ?",
+                positive=f"e{i} {lang}w{i} {lang}is {lang}a{i % 7} .",
+                negatives=(f"e{(i + 1) % n} {lang}w{(i + 1) % n} {lang}is {lang}a{i % 7} .",),
+            )
+            for lang in LANGS
+        }
+        pairs.append(ParallelPair(f"p{i:02d}", entries))
+    return ParallelQACorpus("synth", pairs)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A tiny BERT knowing the corpus' words, and the corpus as JSONL."""
+    from polyir.data.jsonl import write_parallel_jsonl
+    from polyir.testing import build_tiny_model_dir
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: thread start-up costs more than the maths
+    root = tmp_path_factory.mktemp("trainer")
+    corpus = synthetic_corpus()
+    words = sorted({w for p in corpus.pairs for e in p.entries.values() for t in (e.query, e.positive, *e.negatives) for w in t.split()})
+    model = build_tiny_model_dir(root / "model", words)
+    data = write_parallel_jsonl(corpus, root / "synth.jsonl")
+    yield model, Path(data)
+    torch.set_num_threads(threads)
+
+
+def make_config(setup, out: Path, **optim):
+    model, data = setup
+    opt = {
+        "lr": 3e-3,
+        "max_steps": 6,
+        "batch_size": 8,
+        "freeze_word_embeddings": False,
+        "precision": "fp32",
+        "warmup_ratio": 0.0,
+        **optim,
+    }
+    return {
+        "model": {"spec": str(model), "device": "cpu", "query_max_length": 16, "passage_max_length": 16},
+        "data": {"train": [str(data)]},
+        "validation": {"fraction": 0.2, "every": 100, "max_loss_batches": 2},
+        "optim": opt,
+        "output_dir": str(out),
+        "log_every": 1,
+        "checkpoint_every": 100,
+        "progress": False,
+    }
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+class Recorder:
+    def __init__(self, stop_at: int | None = None):
+        self.steps: list[int] = []
+        self.pair_ids: list[list[str]] = []
+        self.langs: list[list[tuple[str, str]]] = []
+        self.stop_at = stop_at
+
+    def __call__(self, info: StepInfo) -> None:
+        self.steps.append(info.step)
+        self.pair_ids.append([pid for b in info.batches for pid in b.pair_ids])
+        self.langs.append([lp for b in info.batches for lp in b.language_pairs])
+        if self.stop_at is not None and info.step == self.stop_at:
+            raise KeyboardInterrupt("simulated crash")
+
+
+def test_training_learns_and_writes_the_run_folder(setup, tmp_path):
+    raw = make_config(setup, tmp_path / "run", max_steps=30)
+    raw["validation"].update(every=10)
+    raw["checkpoint_every"] = 15
+    config = config_from_dict(raw)
+    rec = Recorder()
+    result = train(config, on_step=rec)
+
+    losses = result.losses
+    assert len(losses) == 30 == result.steps
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+
+    run = tmp_path / "run"
+    assert {p.name for p in run.iterdir()} >= {"config.yaml", "run.json", "log.jsonl", "best", "last", "checkpoints", "validation_split.json"}
+    # the resolved config loads back to the same config
+    assert load_config(run / "config.yaml") == config
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if r["type"] == "train"]
+    val_rows = [r for r in rows if r["type"] == "validation"]
+    assert [r["step"] for r in train_rows] == list(range(1, 31))
+    assert all(r["lr"] > 0 and r["pairs_per_s"] > 0 for r in train_rows[:-1])
+    assert [r["step"] for r in val_rows] == [10, 20, 30]
+    assert all(0 <= r["val_mul_map"] <= 1 and r["val_loss"] > 0 for r in val_rows)
+    info = json.loads((run / "run.json").read_text())
+    assert info["steps"] == 30 and info["seed"] == 42 and "torch" in info["versions"]
+    assert info["final_metrics"]["val_mul_map"] == val_rows[-1]["val_mul_map"]
+    assert info["sampler_stats"]["batches"] == 30
+    assert result.best_step in (10, 20, 30)
+    assert result.best_value == max(r["val_mul_map"] for r in val_rows)
+    # checkpoints: step-15 and step-30 (the final one), each complete
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-15", "step-30"]
+    assert latest_checkpoint(run) == run / "checkpoints" / "step-30"
+    assert (run / "checkpoints" / "step-30" / "model" / "modules.json").is_file()
+    # best/ and last/ are sentence-transformers folders polyir can load
+    from polyir.models.resolve import load_encoder
+
+    enc = load_encoder(str(run / "last"), device="cpu")
+    assert enc.encode(["enwho enw1 e1 ?"], "query", show_progress=False).shape == (1, 32)
+    assert (run / "best" / "modules.json").is_file()
+    # held-out pair ids were never trained on
+    held = set(json.loads((run / "validation_split.json").read_text())["synth"]["validation_pair_ids"])
+    assert len(held) == 8
+    assert held.isdisjoint({pid for ids in rec.pair_ids for pid in ids})
+    # batches never repeat a pair id; hybrid: both kinds occur
+    assert all(len(set(ids)) == len(ids) == 8 for ids in rec.pair_ids)
+    kinds = {k for r in train_rows for k in r["kinds"]}
+    assert kinds == {"monolingual", "crosslingual"}
+
+
+def test_resume_equals_uninterrupted(setup, tmp_path):
+    def config(out):
+        raw = make_config(setup, out, max_steps=6, hard_negatives=1, symmetric_loss=True)
+        raw["checkpoint_every"] = 3
+        raw["validation"].update(every=2)
+        return config_from_dict(raw)
+
+    straight = Recorder()
+    a = train(config(tmp_path / "a"), on_step=straight)
+
+    first = Recorder(stop_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(tmp_path / "b"), on_step=first)
+    assert latest_checkpoint(tmp_path / "b").name == "step-3"
+    # same seed: same batches and the same loss curve so far
+    assert first.pair_ids == straight.pair_ids[:3]
+    second = Recorder()
+    b = train(config(tmp_path / "b").model_copy(update={"resume_from": "latest"}), on_step=second)
+
+    assert b.resumed_from == tmp_path / "b" / "checkpoints" / "step-3"
+    assert second.steps == [4, 5, 6]
+    assert first.pair_ids + second.pair_ids == straight.pair_ids
+    assert first.langs + second.langs == straight.langs
+    assert b.losses == pytest.approx(a.losses[3:], abs=1e-6)
+    wa, wb = _weights(tmp_path / "a" / "last"), _weights(tmp_path / "b" / "last")
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        assert torch.allclose(wa[name], wb[name], atol=1e-6), name
+    assert a.best_step == b.best_step and a.best_value == pytest.approx(b.best_value)
+    # the resumed log holds each step once
+    rows = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["type"] == "train"] == [1, 2, 3, 4, 5, 6]
+    # and training did change the weights (the comparison is not trivially true)
+    w0 = _weights(tmp_path / "b" / "checkpoints" / "step-3" / "model")
+    assert any(not torch.allclose(w0[n], wb[n]) for n in wb)
+
+
+def test_early_stopping_stops(setup, tmp_path):
+    raw = make_config(setup, tmp_path / "run", max_steps=40, lr=1e-12)
+    raw["validation"].update(every=1, patience=2, metric="val_mul_map")
+    result = train(config_from_dict(raw))
+    # step 1 sets the best; with a negligible lr nothing improves at steps 2 and 3
+    assert result.stopped_early and result.steps == 3 < result.total_steps
+    assert result.best_step == 1
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["stopped_early"] is True and info["steps"] == 3
+    assert latest_checkpoint(tmp_path / "run").name == "step-3"
+
+
+def test_frozen_word_embeddings_stay_unchanged(setup, tmp_path):
+    from polyir.models.resolve import load_encoder
+
+    model, _ = setup
+    before = load_encoder(str(model), device="cpu").st.state_dict()
+    result = train(config_from_dict(make_config(setup, tmp_path / "run", max_steps=3, freeze_word_embeddings=True)))
+    after = _weights(result.last_dir)
+    key = next(k for k in after if k.endswith("word_embeddings.weight"))
+    st_key = next(k for k in before if k.endswith("word_embeddings.weight"))
+    assert torch.equal(after[key], before[st_key])
+    moved = [k for k in after if not k.endswith("word_embeddings.weight") and "position_ids" not in k]
+    changed = [k for k in moved if not torch.allclose(after[k], before[next(b for b in before if b.endswith(k))])]
+    assert len(changed) > len(moved) // 2
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["freeze_word_embeddings"] is True
+
+
+def test_gradcache_training_matches_plain_training(setup, tmp_path):
+    plain = train(config_from_dict(make_config(setup, tmp_path / "plain", max_steps=2, hard_negatives=1)))
+    cached = train(
+        config_from_dict(
+            make_config(setup, tmp_path / "gc", max_steps=2, hard_negatives=1, grad_cache=True, grad_cache_chunk_size=64)
+        )
+    )
+    assert cached.losses == pytest.approx(plain.losses, abs=1e-5)
+    wp, wc = _weights(plain.last_dir), _weights(cached.last_dir)
+    for name in wp:
+        assert torch.allclose(wp[name], wc[name], atol=1e-5), name
+
+
+def test_existing_run_folder_is_not_overwritten(setup, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "log.jsonl").write_text("{}\n")
+    with pytest.raises(PolyirError, match="already holds a run"):
+        train(config_from_dict(make_config(setup, out)))
+    with pytest.raises(PolyirError, match="not a checkpoint"):
+        train(config_from_dict({**make_config(setup, tmp_path / "x"), "resume_from": str(tmp_path)}))
+
+
+def test_split_is_seeded_and_disjoint():
+    corpus = synthetic_corpus()
+    tr, va = split_pairs(corpus, fraction=0.25, count=None, seed=3)
+    tr2, va2 = split_pairs(ParallelQACorpus("synth", corpus.pairs[::-1]), fraction=0.25, count=None, seed=3)
+    assert len(va) == 10 and len(tr) == 30
+    assert {p.pair_id for p in va.pairs} == {p.pair_id for p in va2.pairs}  # independent of file order
+    assert {p.pair_id for p in va.pairs}.isdisjoint(p.pair_id for p in tr.pairs)
+    _, va3 = split_pairs(corpus, fraction=0.25, count=None, seed=4)
+    assert {p.pair_id for p in va3.pairs} != {p.pair_id for p in va.pairs}
+    with pytest.raises(PolyirError, match="nothing to train"):
+        split_pairs(corpus, fraction=0.0, count=40, seed=0)
