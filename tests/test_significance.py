@@ -94,7 +94,12 @@ def test_noise_only_is_not_significant():
     a = rng.random(200)
     b = a + rng.normal(0, 0.1, 200)
     b = b - (b - a).mean()  # exactly zero mean difference
-    for res in (paired_t_test(a, b), paired_permutation_test(a, b, n_resamples=N), paired_bootstrap(a, b, n_resamples=N)):
+    tests = (
+        paired_t_test(a, b),
+        paired_permutation_test(a, b, n_resamples=N),
+        paired_bootstrap(a, b, n_resamples=N),
+    )
+    for res in tests:
         assert res.p_value > 0.5
         assert res.ci_low < 0 < res.ci_high
 

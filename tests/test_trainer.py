@@ -191,6 +191,10 @@ def test_early_stopping_stops(setup, tmp_path):
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["stopped_early"] is True and info["steps"] == 3
     assert latest_checkpoint(tmp_path / "run").name == "step-3"
+    # resuming a run that stopped early does not train on
+    again = train(config_from_dict({**raw, "resume_from": "latest"}))
+    assert again.stopped_early and again.steps == 3 and again.losses == []
+    assert again.final_metrics == result.final_metrics
 
 
 def test_frozen_word_embeddings_stay_unchanged(setup, tmp_path):

@@ -71,7 +71,9 @@ class LareqaPerQuery:
             "n_relevant": self.n_relevant.tolist(),
             "ap_mul": _floats(self.ap_mul),
             "ap_mo": _floats(self.ap_mo),
-            "ap_by_language": {y: _floats(self.ap_by_language[:, j]) for j, y in enumerate(self.candidate_languages)},
+            "ap_by_language": {
+                y: _floats(self.ap_by_language[:, j]) for j, y in enumerate(self.candidate_languages)
+            },
             "rank_distance": _floats(self.rank_distance),
             "best_rank": self.best_rank.tolist(),
         }
@@ -85,7 +87,7 @@ class LareqaResult:
     cr_map: float  # macro over ordered pairs (X, Y != X) that have at least one query
     mul_map: float  # macro over X of mAP(X -> all languages pooled)
     rank_distance: float  # macro over X of the mean per-query pooled (max rank - min rank); lower is better
-    mul_hit: dict[int, float]  # k -> macro over X of the fraction of queries with a relevant in the pooled top k
+    mul_hit: dict[int, float]  # k -> macro over X of the share of queries with a relevant in the pooled top k
     query_languages: tuple[str, ...]  # sorted; rows of matrix_array
     candidate_languages: tuple[str, ...]  # sorted; columns of matrix_array
     matrix: dict[str, dict[str, float]]  # X -> Y -> mAP; (X, Y) with no query left out

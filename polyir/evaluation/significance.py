@@ -164,7 +164,8 @@ class _Macro:
                 n_g = len(idx)
                 # How many times each query of the group is drawn, per resample.
                 draws = rng.integers(0, n_g, size=(batch, n_g)) + (np.arange(batch) * n_g)[:, None]
-                times = np.bincount(draws.ravel(), minlength=batch * n_g).reshape(batch, n_g).astype(np.float64)
+                times = np.bincount(draws.ravel(), minlength=batch * n_g).reshape(batch, n_g)
+                times = times.astype(np.float64)
                 cell_sum[:, k] = times @ self.d[idx]
                 cell_cnt[:, k] = times @ self.finite[idx]
             with np.errstate(invalid="ignore", divide="ignore"):

@@ -132,7 +132,9 @@ class ValidationSection(_Section):
 
     fraction: float = Field(0.1, ge=0, lt=1, description="share of pair ids held out (per corpus)")
     count: int | None = Field(None, ge=0, description="pair ids held out per corpus; wins over fraction")
-    seed: int | None = Field(None, description="seed of the held-out split (default: the run seed)")
+    seed: int | None = Field(
+        0, description="seed of the held-out split; fixed, so runs with other seeds share it (null: run seed)"
+    )
     metric: ValMetric = Field("val_mul_map", description="metric that selects the best checkpoint")
     every: int = Field(100, gt=0, description="evaluate every N optimizer steps (and at the end)")
     patience: int | None = Field(
@@ -278,11 +280,32 @@ def resolve_freeze(freeze: bool | str, device: Any) -> bool:
 def _loc(loc: Sequence[Any]) -> str:
     out = ""
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) or (isinstance(part, str) and part.isdigit()):
             out += f"[{part}]"
         else:
             out += ("." if out else "") + str(part)
     return out or "(top level)"
+
+
+def _schema_loc(loc: Sequence[Any]) -> list[Any]:
+    """The key path of an error without pydantic's union-member tags (``bool``, ``literal['auto']``)."""
+    model: Any = TrainConfig
+    out: list[Any] = []
+    for part in loc:
+        if isinstance(part, int):
+            out.append(part)
+            continue
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            if part in model.model_fields:
+                out.append(part)
+                model = _model_in(model.model_fields[part].annotation)
+            elif not out or part not in ("function-after", "function-before"):
+                out.append(part)  # an unknown key (extra_forbidden) or a free-form entry
+                model = None
+            continue
+        if model is None:
+            out.append(part)
+    return out
 
 
 def _section_at(loc: Sequence[Any]) -> type[BaseModel] | None:
@@ -309,10 +332,18 @@ def _model_in(annotation: Any) -> Any:
     return annotation
 
 
+def _origin_of(key: str, origins: Mapping[str, str]) -> str | None:
+    """The ``--set`` that set ``key``, one of its parents, or one of its children."""
+    for k, origin in origins.items():
+        if key == k or key.startswith((k + ".", k + "[")) or k.startswith((key + ".", key + "[")):
+            return origin
+    return None
+
+
 def _format_errors(exc: ValidationError, origins: Mapping[str, str] | None = None) -> str:
-    lines = []
+    messages: dict[str, list[str]] = {}
     for err in exc.errors():
-        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        loc = _schema_loc(err["loc"])
         key = _loc(loc)
         if err["type"] == "extra_forbidden":
             parent = _section_at(loc[:-1])
@@ -323,12 +354,12 @@ def _format_errors(exc: ValidationError, origins: Mapping[str, str] | None = Non
             for prefix in ("Value error, ", "Assertion failed, "):
                 if msg.startswith(prefix):
                     msg = msg[len(prefix) :]
-        origin = (origins or {}).get(key.split("[")[0])
-        if origin is None and origins:
-            origin = next((o for k, o in origins.items() if key.startswith(k + ".") or key.startswith(k + "[")), None)
-        if origin is None and origins:
-            origin = next((o for k, o in origins.items() if k.startswith(key + ".")), None)
-        lines.append(f"{key}: {msg}" + (f" (from {origin})" if origin else ""))
+        if msg not in messages.setdefault(key, []):
+            messages[key].append(msg)
+    lines = []
+    for key, msgs in messages.items():
+        origin = _origin_of(key, origins or {})
+        lines.append(f"{key}: {' or '.join(msgs)}" + (f" (from {origin})" if origin else ""))
     return "invalid training config: " + "; ".join(lines)
 
 
@@ -416,7 +447,8 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> tuple[dic
                 continue
             child = node.get(part)
             if child is None:
-                child = [] if _is_list_field(parts[: i + 1]) else {}
+                # A list the file does not set: index into its default (e.g. data.train.0.weight).
+                child = _default_at(parts[: i + 1]) if _is_list_field(parts[: i + 1]) else {}
                 node[part] = child
             elif isinstance(child, str) and part == "model" and i == 0:
                 child = {"spec": child}
@@ -430,8 +462,18 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> tuple[dic
             node[idx] = value
         else:
             node[last] = value
-        origins[".".join(parts)] = f"--set {text}"
+        origins[_loc(parts)] = f"--set {text}"
     return data, origins
+
+
+def _default_at(parts: list[str]) -> Any:
+    """The default value at a key path, as plain data."""
+    node: Any = TrainConfig().model_dump(mode="json")
+    for part in parts:
+        node = node[int(part)] if isinstance(node, list) else node.get(part)
+        if node is None:
+            return []
+    return node
 
 
 def _is_list_field(parts: list[str]) -> bool:

@@ -567,8 +567,9 @@ class _Trainer:
         self.best_value: float | None = None
         self.best_step: int | None = None
         self.bad_evals = 0
+        self.stopped = False  # a resumed run that had stopped early stays stopped
+        self.last_row: dict[str, Any] = {}
         self.elapsed_before = 0.0
-        self.rank_stats: list[dict[str, Any]] = []
         if self.resume_path is not None:
             self._load_checkpoint(self.resume_path)
         if d.is_main:
@@ -599,8 +600,9 @@ class _Trainer:
         self.val_batches: list[Batch] = []
         self.val_set: _RetrievalSet | None = None
         self.validate_enabled = bool(self.val_corpora) and cfg.validation.enabled
-        if not self.validate_enabled or not self.d.is_main:
+        if not self.validate_enabled:
             return
+        # Built on every rank (cheap) so a bad split fails everywhere at once; rank 0 measures.
         v = cfg.validation
         weights = self.sampler_config.corpus_weights
         if weights is not None:
@@ -628,7 +630,7 @@ class _Trainer:
         self.val_set = _retrieval_set(self.val_corpora, v.max_pairs)
 
     # -------------------------------------------------------------- checkpoints
-    def _save_checkpoint(self) -> None:
+    def _save_checkpoint(self, stopped: bool = False) -> None:
         d = self.d
         rng_states = _all_gather_object(_rng_state(self.device), d)
         stats = _all_gather_object(self.sampler.stats.to_dict(), d)
@@ -653,6 +655,8 @@ class _Trainer:
             "best_value": self.best_value,
             "best_step": self.best_step,
             "bad_evals": self.bad_evals,
+            "stopped_early": stopped,
+            "last_validation": self.last_row,
             "elapsed": self.elapsed_before + (time.perf_counter() - self.t_start),
         }
         torch.save(state, tmp / CHECKPOINT_STATE)
@@ -665,7 +669,7 @@ class _Trainer:
             shutil.rmtree(old, ignore_errors=True)
 
     def _load_checkpoint(self, path: Path) -> None:
-        state = torch.load(path / CHECKPOINT_STATE, map_location=self.device, weights_only=False)
+        state = torch.load(path / CHECKPOINT_STATE, map_location=self.device, weights_only=True)
         if state["world_size"] != self.d.world_size:
             raise PolyirError(
                 f"resume_from: {path} was saved by {state['world_size']} process(es), this run has "
@@ -688,6 +692,8 @@ class _Trainer:
         self.best_value = state["best_value"]
         self.best_step = state["best_step"]
         self.bad_evals = int(state["bad_evals"])
+        self.stopped = bool(state.get("stopped_early", False))
+        self.last_row = dict(state.get("last_validation") or {})
         self.elapsed_before = float(state["elapsed"])
         self._resume_rng = state["rng"][self.d.rank]
 
@@ -792,9 +798,8 @@ class _Trainer:
             if vs is not None and vs.queries:
                 from polyir.evaluation.lareqa import lareqa_metrics
 
-                prec = self.precision if self.precision != "fp16" else "fp16"
-                qe = enc.encode(vs.queries, "query", precision=prec, show_progress=False)
-                ce = enc.encode(vs.candidates, "passage", precision=prec, show_progress=False)
+                qe = enc.encode(vs.queries, "query", precision=self.precision, show_progress=False)
+                ce = enc.encode(vs.candidates, "passage", precision=self.precision, show_progress=False)
                 res = lareqa_metrics(qe, ce, vs.query_langs, vs.cand_langs, vs.relevant, query_ids=vs.query_ids)
                 row["val_mo_map"] = res.mo_map
                 row["val_cr_map"] = res.cr_map
@@ -810,10 +815,11 @@ class _Trainer:
         v = self.config.validation
         value = row.get(v.metric)
         if value is None:
-            if v.metric not in row:
-                raise PolyirError(f"validation.metric: {v.metric} was not measured (no validation batches?)")
-            improved = False
-        elif self.best_value is None:
+            raise PolyirError(
+                f"validation.metric: {v.metric} is undefined on the held-out pairs (e.g. val_cr_map needs "
+                "pairs in two languages); choose another metric"
+            )
+        if self.best_value is None:
             improved = True
         else:
             improved = value > self.best_value if v.higher_is_better else value < self.best_value
@@ -837,10 +843,9 @@ class _Trainer:
         start_step = self.step
         losses: list[float] = []
         val_rows: list[dict[str, Any]] = []
-        stopped_early = False
+        stopped_early = self.stopped
         window: list[float] = []
         window_pairs, window_time = 0, 0.0
-        global_pairs = o.batch_size * d.world_size * o.grad_accumulation
         from tqdm.auto import tqdm
 
         bar = tqdm(
@@ -851,9 +856,8 @@ class _Trainer:
             disable=not (cfg.progress and d.is_main),
             dynamic_ncols=True,
         )
-        last_row: dict[str, Any] = {}
         try:
-            while self.step < self.total_steps:
+            while self.step < self.total_steps and not stopped_early:
                 t0 = time.perf_counter()
                 with self.timer("train"):
                     batches = [self.sampler.next_batch() for _ in range(o.grad_accumulation)]
@@ -861,6 +865,7 @@ class _Trainer:
                     loss = _all_reduce_mean([loss_local], d, self.device)[0]
                 self.step += 1
                 dt = time.perf_counter() - t0
+                global_pairs = sum(len(b) for b in batches) * d.world_size
                 losses.append(loss)
                 window.append(loss)
                 window_pairs += global_pairs
@@ -888,12 +893,12 @@ class _Trainer:
                     self._update_best(row)
                     self._log(row)
                     val_rows.append(row)
-                    last_row = row
+                    self.last_row = row
                     if cfg.validation.patience is not None and self.bad_evals >= cfg.validation.patience:
                         stop = True
                 if self.step % cfg.save_every == 0 or is_last or stop:
                     with self.timer("checkpoint"):
-                        self._save_checkpoint()
+                        self._save_checkpoint(stopped=stop)
                 if self.on_step is not None:
                     self.on_step(
                         StepInfo(self.step, self.total_steps, d.rank, d.world_size, loss, lr, batches)
@@ -903,7 +908,7 @@ class _Trainer:
                     break
         finally:
             bar.close()
-        return self._finish(start_step, losses, val_rows, last_row, stopped_early)
+        return self._finish(start_step, losses, val_rows, self.last_row, stopped_early)
 
     def _finish(
         self,
