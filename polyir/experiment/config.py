@@ -1,0 +1,185 @@
+"""The experiment config: one base model, one step budget, several batch strategies, seeds and test sets."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from polyir.errors import PolyirError
+from polyir.languages import parse_languages
+from polyir.training.config import (
+    TrainConfig,
+    apply_overrides,
+    config_from_dict,
+    default_config_path,
+    read_yaml,
+)
+
+Arm = Literal["monolingual", "crosslingual", "hybrid"]
+DEFAULT_EXPERIMENT = "experiment-default.yaml"
+
+# The --quick preset: a first look in about a quarter of an hour on a 2-core CPU.
+QUICK_OVERRIDES = [
+    "train.optim.max_steps=24",
+    "train.optim.batch_size=16",
+    "train.validation.every=24",
+    "train.validation.max_pairs=150",
+    "train.validation.max_loss_batches=4",
+    "test_sets=[{dataset: xquad-r, languages: [en, de, ru, th, zh]}]",
+    "evaluation.precision=bf16",
+    "seeds=[0]",
+    "alphas=[0.5]",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TestSet(_Strict):
+    """A registered LAReQA-style dataset to evaluate every model on."""
+
+    dataset: str = "xquad-r"
+    languages: list[str] | None = None
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _langs(cls, value: Any) -> Any:
+        try:
+            return parse_languages(value)
+        except PolyirError as exc:
+            raise ValueError(str(exc)) from None
+
+    @property
+    def label(self) -> str:
+        return self.dataset if not self.languages else f"{self.dataset}[{','.join(self.languages)}]"
+
+
+class EvaluationSection(_Strict):
+    precision: Literal["fp32", "bf16", "fp16", "int8"] = "fp32"
+    batch_size: int = Field(64, gt=0)
+    resamples: int = Field(10_000, gt=0, description="sign flips per paired test")
+    cache: bool = Field(True, description="reuse the base model's embeddings across experiments")
+
+
+class ExperimentConfig(_Strict):
+    """What ``polyir experiment`` runs; the ``train`` section is a training config (same keys)."""
+
+    name: str = "experiment"
+    train: dict[str, Any] = Field(default_factory=dict, description="training config overrides")
+    arms: list[Arm] = Field(default_factory=lambda: ["monolingual", "crosslingual", "hybrid"])
+    alphas: list[float] = Field(default_factory=lambda: [0.5], min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    test_sets: list[TestSet] = Field(default_factory=lambda: [TestSet()], min_length=1)
+    evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
+    include_base: bool = True
+    output_dir: Path = Path("runs/experiment")
+
+    @field_validator("alphas")
+    @classmethod
+    def _alphas(cls, value: list[float]) -> list[float]:
+        bad = [a for a in value if not 0.0 <= a <= 1.0]
+        if bad:
+            raise ValueError(f"alphas must lie in [0, 1], got {bad}")
+        return sorted(dict.fromkeys(value))
+
+    @field_validator("arms")
+    @classmethod
+    def _arms(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one of monolingual, crosslingual, hybrid")
+        return list(dict.fromkeys(value))
+
+    def train_config(self, arm: str, seed: int, alpha: float | None, output_dir: Path) -> TrainConfig:
+        """The training config of one arm and seed (base defaults + ``train`` + the arm's settings)."""
+        data = read_yaml(default_config_path())
+        _deep_update(data, copy.deepcopy(self.train))
+        data.setdefault("sampler", {})
+        data["sampler"]["strategy"] = arm
+        if alpha is not None:
+            data["sampler"]["alpha"] = alpha
+        data["seed"] = seed
+        data["output_dir"] = str(output_dir)
+        data["overwrite"] = True
+        return config_from_dict(data)
+
+    def runs(self) -> list[tuple[str, float | None]]:
+        """(arm, alpha) pairs to train; the hybrid arm once per alpha."""
+        out: list[tuple[str, float | None]] = []
+        for arm in self.arms:
+            if arm == "hybrid":
+                out.extend(("hybrid", a) for a in self.alphas)
+            else:
+                out.append((arm, None))
+        return out
+
+
+def run_name(arm: str, alpha: float | None, seed: int) -> str:
+    """Folder name of one trained model: ``hybrid-a0.5-s0``, ``monolingual-s1``."""
+    return f"{arm}-a{alpha:g}-s{seed}" if alpha is not None else f"{arm}-s{seed}"
+
+
+def _deep_update(base: dict[str, Any], update: dict[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = value
+
+
+def default_experiment_path() -> Path:
+    return Path(str(resources.files("polyir") / "configs" / DEFAULT_EXPERIMENT))
+
+
+def load_experiment(
+    path: Path | str | None, overrides: Sequence[str] = (), *, quick: bool = False
+) -> ExperimentConfig:
+    """Read an experiment YAML (``None``: the packaged default), apply the quick preset and overrides."""
+    data = read_yaml(path if path is not None else default_experiment_path())
+    all_overrides = [*(QUICK_OVERRIDES if quick else []), *overrides]
+    data = _apply(data, all_overrides)
+    try:
+        config = ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise PolyirError("invalid experiment config: " + "; ".join(lines)) from None
+    # Validate the train section now, so a typo fails before hours of work.
+    config.train_config(config.arms[0], config.seeds[0], config.alphas[0], config.output_dir / "check")
+    return config
+
+
+def _apply(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """``key.sub=value`` overrides; keys under ``train.`` use the training config's own checks."""
+    import yaml
+
+    data = copy.deepcopy(data)
+    train_overrides = []
+    for text in overrides:
+        if "=" not in text:
+            raise PolyirError(f"override {text!r} is not key=value")
+        key, raw = text.split("=", 1)
+        key = key.strip()
+        if key.startswith("train."):
+            train_overrides.append(f"{key[len('train.'):]}={raw}")
+            continue
+        value = yaml.safe_load(raw)
+        parts = key.split(".")
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise PolyirError(f"override {key!r}: {part!r} is not a section")
+        node[parts[-1]] = value
+    if train_overrides:
+        train = copy.deepcopy(data.get("train") or {})
+        base = read_yaml(default_config_path())
+        _deep_update(base, train)
+        merged, _ = apply_overrides(base, train_overrides)
+        # keep only what differs from the packaged defaults plus what was set
+        data["train"] = merged
+    return data

@@ -1,0 +1,241 @@
+"""Summarise an experiment: mean and spread over seeds, paired tests against base and monolingual,
+the α curve chosen on validation, a Markdown table and charts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polyir.evaluation.compare import per_query_values
+from polyir.evaluation.significance import paired_permutation_test
+from polyir.runinfo import write_json
+
+TABLE_METRICS = ("mo_map", "cr_map", "mul_map", "rank_distance")
+LABELS = {"mo_map": "Mo.", "cr_map": "Cr.", "mul_map": "Mul.", "rank_distance": "Rank dist.",
+          "mul_hit@1": "hit@1", "mul_hit@10": "hit@10"}
+LOWER_IS_BETTER = {"rank_distance"}
+ROW_ORDER = ("base", "monolingual", "crosslingual", "hybrid")
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _mean_per_query(results: list[dict[str, Any]], metric: str) -> np.ndarray:
+    """Per-query values averaged over seeds (queries are aligned: same test set, same reader)."""
+    import warnings
+
+    stack = np.stack([per_query_values(r, metric) for r in results])
+    if stack.shape[0] == 1:
+        return stack[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells stay NaN (skipped by the tests)
+        return np.nanmean(stack, axis=0)
+
+
+def _test(row_res: list[dict], ref_res: list[dict], metric: str, resamples: int, seed: int) -> dict[str, Any]:
+    a = _mean_per_query(row_res, metric)
+    b = _mean_per_query(ref_res, metric)
+    groups = np.array(row_res[0]["per_query"]["query_lang"])
+    t = paired_permutation_test(a, b, groups=groups, n_resamples=resamples, seed=seed)
+    better = (t.mean_diff < 0) if metric in LOWER_IS_BETTER else (t.mean_diff > 0)
+    return {"diff": t.mean_diff, "p": t.p_value, "mark": t.mark(), "better": bool(better) if t.mean_diff else None}
+
+
+def _choose_alpha(validation: dict[str, dict[int, float | None]]) -> tuple[float | None, list[dict]]:
+    """The α whose hybrid runs have the best mean validation value (higher is better for mAP metrics)."""
+    curve = []
+    for row, by_seed in validation.items():
+        if not row.startswith("hybrid@"):
+            continue
+        vals = [v for v in by_seed.values() if v is not None]
+        curve.append({"alpha": float(row.split("@", 1)[1]),
+                      "validation_mean": float(np.mean(vals)) if vals else None,
+                      "validation_std": float(np.std(vals)) if len(vals) > 1 else 0.0,
+                      "seeds": len(vals)})
+    curve.sort(key=lambda c: c["alpha"])
+    scored = [c for c in curve if c["validation_mean"] is not None]
+    if not scored:
+        return (curve[0]["alpha"] if curve else None), curve
+    return max(scored, key=lambda c: c["validation_mean"])["alpha"], curve
+
+
+def summarize(config, evaluations: dict[str, dict], validation: dict[str, dict]) -> dict[str, Any]:
+    """Build summary.json's content from the evaluation files of every row and seed."""
+    train_cfg = config.train_config(config.arms[0], config.seeds[0], config.alphas[0], Path("."))
+    val_metric = train_cfg.validation.metric
+    if val_metric == "val_loss":  # lower is better: flip for the choice
+        validation = {r: {s: (-v if v is not None else None) for s, v in d.items()} for r, d in validation.items()}
+    chosen, curve = _choose_alpha(validation)
+    if val_metric == "val_loss":
+        for c in curve:
+            c["validation_mean"] = -c["validation_mean"] if c["validation_mean"] is not None else None
+    rows = {r: v for r, v in evaluations.items() if not r.startswith("hybrid@")}
+    if chosen is not None:
+        rows["hybrid"] = evaluations[f"hybrid@{chosen:g}"]
+    sweep = {r: v for r, v in evaluations.items() if r.startswith("hybrid@")} if len(curve) > 1 else {}
+
+    labels = [ts.label for ts in config.test_sets]
+    results: dict[str, dict[str, Any]] = {}
+    for label in labels:
+        loaded = {row: [_load(paths[label]) for paths in by_seed.values()]
+                  for row, by_seed in {**rows, **sweep}.items()}
+        table: dict[str, Any] = {}
+        for row, res in loaded.items():
+            keys = list(res[0]["metrics"])
+            entry: dict[str, Any] = {}
+            for k in keys:
+                vals = [r["metrics"][k] for r in res if r["metrics"].get(k) is not None]
+                entry[k] = float(np.mean(vals)) if vals else None
+            entry["std"] = {k: float(np.std([r["metrics"][k] for r in res])) for k in TABLE_METRICS}
+            entry["n_seeds"] = len(res)
+            for ref in ("base", "monolingual"):
+                if ref in loaded and row != ref and not (ref == "monolingual" and row == "base"):
+                    entry[f"vs_{ref}"] = {
+                        m: _test(res, loaded[ref], m, config.evaluation.resamples, 0) for m in TABLE_METRICS
+                    }
+            table[row] = entry
+        for c in curve:
+            row = f"hybrid@{c['alpha']:g}"
+            if row in table:
+                c.setdefault("test", {})[label] = {m: table[row][m] for m in TABLE_METRICS}
+        results[label] = table
+    return {
+        "name": config.name,
+        "validation_metric": val_metric,
+        "alpha": {"chosen": chosen, "chosen_on": f"{val_metric} (validation split of the training data)",
+                  "curve": curve},
+        "seeds": list(config.seeds),
+        "results": results,
+        "conclusions": _conclusions(results),
+        "marks": "vs base (B) and vs monolingual (M): + better / − worse, * p<0.05, ** p<0.01; "
+                 "paired randomization test over queries (seed-averaged per-query values), macro as reported",
+    }
+
+
+def _conclusions(results: dict[str, dict[str, Any]]) -> list[str]:
+    """Plain statements of what the tests say, whichever way they fall."""
+    out = []
+    for label, table in results.items():
+        for row in ("hybrid", "crosslingual", "monolingual"):
+            if row not in table:
+                continue
+            for ref in ("monolingual", "base"):
+                tests = table[row].get(f"vs_{ref}")
+                if not tests or row == ref:
+                    continue
+                parts = []
+                for m in TABLE_METRICS:
+                    t = tests[m]
+                    verdict = "significant" if t["p"] < 0.05 else "not significant"
+                    fmt = "{:+.1f}" if m == "rank_distance" else "{:+.4f}"
+                    parts.append(f"{LABELS[m]} {fmt.format(t['diff'])} (p={t['p']:.3f}, {verdict})")
+                out.append(f"{label}: {row} vs {ref}: " + "; ".join(parts))
+    return out
+
+
+def _cell(entry: dict[str, Any], metric: str) -> str:
+    v = entry.get(metric)
+    if v is None:
+        return "-"
+    fmt = "{:.1f}" if metric == "rank_distance" else "{:.4f}"
+    text = fmt.format(v)
+    if entry.get("n_seeds", 1) > 1:
+        text += " ±" + fmt.format(entry["std"][metric])
+    marks = []
+    for ref, letter in (("base", "B"), ("monolingual", "M")):
+        t = entry.get(f"vs_{ref}", {}).get(metric)
+        if t and t["mark"]:
+            marks.append(f"{letter}{'+' if t['better'] else '−'}{t['mark']}")
+    return text + (" " + " ".join(marks) if marks else "")
+
+
+def markdown_table(summary: dict[str, Any]) -> str:
+    lines = [f"# Experiment {summary['name']}", ""]
+    for label, table in summary["results"].items():
+        lines += [f"## {label}", "", "| row | " + " | ".join(LABELS[m] for m in TABLE_METRICS) + " |",
+                  "|---|" + "---:|" * len(TABLE_METRICS)]
+        order = [r for r in ROW_ORDER if r in table] + sorted(r for r in table if r not in ROW_ORDER)
+        for row in order:
+            lines.append(f"| {row} | " + " | ".join(_cell(table[row], m) for m in TABLE_METRICS) + " |")
+        lines.append("")
+    lines += [f"Marks: {summary['marks']}.", ""]
+    alpha = summary["alpha"]
+    if alpha["chosen"] is not None:
+        lines.append(f"hybrid uses α = {alpha['chosen']:g}, chosen on {alpha['chosen_on']}.")
+    if len(alpha["curve"]) > 1:
+        lines += ["", "| α | validation | " + " | ".join(
+            f"{lab} Mul." for lab in summary["results"]) + " |", "|---:|---:|" + "---:|" * len(summary["results"])]
+        for c in alpha["curve"]:
+            tests = " | ".join(f"{c.get('test', {}).get(lab, {}).get('mul_map', float('nan')):.4f}"
+                               for lab in summary["results"])
+            val = c["validation_mean"]
+            lines.append(f"| {c['alpha']:g} | {val:.4f} | {tests} |" if val is not None else f"| {c['alpha']:g} | - | {tests} |")
+    lines += ["", "## Conclusions", ""] + [f"- {c}" for c in summary["conclusions"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_charts(summary: dict[str, Any], out: Path) -> list[Path]:
+    """A grouped bar chart (mAP and rank distance per row and test set), and the α curve if swept."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    labels = list(summary["results"])
+    fig, axes = plt.subplots(len(labels), 2, figsize=(11, 3.4 * len(labels)), squeeze=False)
+    for i, label in enumerate(labels):
+        table = summary["results"][label]
+        rows = [r for r in ROW_ORDER if r in table]
+        x = np.arange(3)
+        width = 0.8 / max(1, len(rows))
+        ax = axes[i][0]
+        for j, row in enumerate(rows):
+            vals = [table[row][m] or 0 for m in ("mo_map", "cr_map", "mul_map")]
+            errs = [table[row]["std"][m] for m in ("mo_map", "cr_map", "mul_map")]
+            ax.bar(x + j * width, vals, width, yerr=errs, label=row)
+        ax.set_xticks(x + width * (len(rows) - 1) / 2, ["Mo.", "Cr.", "Mul."])
+        ax.set_ylabel("mAP")
+        ax.set_title(f"{label}: mAP")
+        lo = min(table[r][m] or 0 for r in rows for m in ("mo_map", "cr_map", "mul_map"))
+        ax.set_ylim(max(0.0, lo - 0.1), 1.0)
+        ax.legend(fontsize=8)
+        ax = axes[i][1]
+        ax.bar(rows, [table[r]["rank_distance"] or 0 for r in rows],
+               yerr=[table[r]["std"]["rank_distance"] for r in rows], color="tab:gray")
+        ax.set_title(f"{label}: rank distance (lower is better)")
+    fig.tight_layout()
+    path = out / "chart.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    paths.append(path)
+    curve = summary["alpha"]["curve"]
+    if len(curve) > 1:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        alphas = [c["alpha"] for c in curve]
+        ax.plot(alphas, [c["validation_mean"] for c in curve], "o-", label=f"validation ({summary['validation_metric']})")
+        for label in labels:
+            ax.plot(alphas, [c.get("test", {}).get(label, {}).get("mul_map") for c in curve], "s--",
+                    label=f"{label} Mul. mAP (test; not used to choose)")
+        ax.axvline(summary["alpha"]["chosen"], color="gray", lw=0.8)
+        ax.set_xlabel("α (share of monolingual batches)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = out / "alpha_curve.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def write_summary(summary: dict[str, Any], out: Path) -> dict[str, Path]:
+    """summary.json, table.md and the charts."""
+    out = Path(out)
+    write_json(out / "summary.json", summary)
+    (out / "table.md").write_text(markdown_table(summary), encoding="utf-8")
+    charts = write_charts(summary, out)
+    return {"summary": out / "summary.json", "table": out / "table.md", **{p.stem: p for p in charts}}
