@@ -44,7 +44,8 @@ def setup(tmp_path_factory):
     torch.set_num_threads(1)  # tiny matrices: thread start-up costs more than the maths
     root = tmp_path_factory.mktemp("trainer")
     corpus = synthetic_corpus()
-    words = sorted({w for p in corpus.pairs for e in p.entries.values() for t in (e.query, e.positive, *e.negatives) for w in t.split()})
+    texts = [t for p in corpus.pairs for e in p.entries.values() for t in (e.query, e.positive, *e.negatives)]
+    words = sorted({w for t in texts for w in t.split()})
     model = build_tiny_model_dir(root / "model", words)
     data = write_parallel_jsonl(corpus, root / "synth.jsonl")
     yield model, Path(data)
@@ -108,7 +109,8 @@ def test_training_learns_and_writes_the_run_folder(setup, tmp_path):
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
 
     run = tmp_path / "run"
-    assert {p.name for p in run.iterdir()} >= {"config.yaml", "run.json", "log.jsonl", "best", "last", "checkpoints", "validation_split.json"}
+    expected = {"config.yaml", "run.json", "log.jsonl", "validation_split.json", "best", "last", "checkpoints"}
+    assert {p.name for p in run.iterdir()} >= expected
     # the resolved config loads back to the same config
     assert load_config(run / "config.yaml") == config
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
@@ -176,6 +178,11 @@ def test_resume_equals_uninterrupted(setup, tmp_path):
     # the resumed log holds each step once
     rows = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r["type"] == "train"] == [1, 2, 3, 4, 5, 6]
+    # resuming under other training settings is refused, naming them
+    other = config(tmp_path / "b").model_copy(update={"resume_from": str(tmp_path / "b" / "checkpoints" / "step-3")})
+    other = other.model_copy(update={"optim": other.optim.model_copy(update={"lr": 1e-4})})
+    with pytest.raises(PolyirError, match=r"other settings \(optim\.lr: 0\.003 -> 0\.0001\)"):
+        train(other)
     # and training did change the weights (the comparison is not trivially true)
     w0 = _weights(tmp_path / "b" / "checkpoints" / "step-3" / "model")
     assert any(not torch.allclose(w0[n], wb[n]) for n in wb)
@@ -217,7 +224,9 @@ def test_gradcache_training_matches_plain_training(setup, tmp_path):
     plain = train(config_from_dict(make_config(setup, tmp_path / "plain", max_steps=2, hard_negatives=1)))
     cached = train(
         config_from_dict(
-            make_config(setup, tmp_path / "gc", max_steps=2, hard_negatives=1, grad_cache=True, grad_cache_chunk_size=64)
+            make_config(
+                setup, tmp_path / "gc", max_steps=2, hard_negatives=1, grad_cache=True, grad_cache_chunk_size=64
+            )
         )
     )
     assert cached.losses == pytest.approx(plain.losses, abs=1e-5)

@@ -440,7 +440,9 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> tuple[dic
             if isinstance(node, list):
                 idx = int(part)
                 if idx >= len(node):
-                    raise PolyirError(f"--set {text}: index {idx} is past the end of {'.'.join(parts[:i])} ({len(node)} items)")
+                    raise PolyirError(
+                        f"--set {text}: index {idx} is past the end of {'.'.join(parts[:i])} ({len(node)} items)"
+                    )
                 if isinstance(node[idx], str):
                     node[idx] = {"source": node[idx]}
                 node = node[idx]

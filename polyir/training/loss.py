@@ -118,9 +118,9 @@ def info_nce_loss(
         all_n = gather_with_grad(n)[0] if gather else n
         candidates = torch.cat([all_p, all_n], dim=0)
     elif gather:
-        # Ranks must issue the same collectives: gather an empty negatives block to stay in step
-        # with ranks whose batch has hard negatives.
-        all_n = gather_with_grad(p.new_zeros((0, p.shape[1])))[0]
+        # Ranks must issue the same collectives, forward and backward: gather an empty block that
+        # is part of the graph (a slice of p) to stay in step with ranks that have hard negatives.
+        all_n = gather_with_grad(p[:0])[0]
         if all_n.shape[0]:
             candidates = torch.cat([all_p, all_n], dim=0)
     labels = torch.arange(b, device=q.device) + offset

@@ -360,7 +360,10 @@ def _autocast(device: torch.device, mode: str):
     return torch.autocast(device.type, dtype=torch.bfloat16 if mode == "bf16" else torch.float16)
 
 
-def _loss_from_embeddings(q: torch.Tensor, p_all: torch.Tensor, n_pos: int, config: TrainConfig, *, cross_device: bool) -> torch.Tensor:
+def _loss_from_embeddings(
+    q: torch.Tensor, p_all: torch.Tensor, n_pos: int, config: TrainConfig, *, cross_device: bool
+) -> torch.Tensor:
+    """The configured InfoNCE; rows of ``p_all`` past ``n_pos`` are hard negatives."""
     negatives = p_all[n_pos:] if p_all.shape[0] > n_pos else None
     return info_nce_loss(
         q,
@@ -467,6 +470,36 @@ def _resolve_resume(config: TrainConfig) -> Path | None:
 
 
 # ---------------------------------------------------------------------------- the trainer
+
+
+# Keys that may change on resume: they steer the run, not the training trajectory.
+_RUN_CONTROL = {
+    "output_dir", "resume_from", "overwrite", "progress", "log_every", "checkpoint_every",
+    "keep_checkpoints", "validation.every", "validation.patience", "model.device", "data.data_dir",
+    "data.download",
+}
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            key = f"{prefix}.{k}" if prefix else str(k)
+            out.update(_flatten(v, key) if isinstance(v, dict) and key != "sampler" else {key: v})
+        return out
+    return {prefix: d}
+
+
+def _trajectory_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Config keys whose change would make a resumed run differ from an uninterrupted one."""
+    if not saved:
+        return []
+    a, b = _flatten(saved), _flatten(current)
+    return [
+        f"{k}: {a.get(k)!r} -> {b.get(k)!r}"
+        for k in sorted(set(a) | set(b))
+        if k not in _RUN_CONTROL and a.get(k) != b.get(k)
+    ]
 
 
 _RUN_FILES = ("log.jsonl", "run.json", "config.yaml", "validation_split.json")
@@ -657,6 +690,7 @@ class _Trainer:
             "bad_evals": self.bad_evals,
             "stopped_early": stopped,
             "last_validation": self.last_row,
+            "config": config_to_dict(self.config),
             "elapsed": self.elapsed_before + (time.perf_counter() - self.t_start),
         }
         torch.save(state, tmp / CHECKPOINT_STATE)
@@ -675,13 +709,22 @@ class _Trainer:
                 f"resume_from: {path} was saved by {state['world_size']} process(es), this run has "
                 f"{self.d.world_size}; resume with the same number of processes"
             )
+        changed = _trajectory_changes(state.get("config") or {}, config_to_dict(self.config))
+        if changed:
+            raise PolyirError(
+                f"resume_from: {path} was trained with other settings ({'; '.join(changed)}); resume with "
+                "the config in its run folder (config.yaml), changing only run-control keys"
+            )
         if state["total_steps"] != self.total_steps:
             raise PolyirError(
                 f"resume_from: {path} belongs to a run of {state['total_steps']} steps, this config plans "
                 f"{self.total_steps}; keep optim.max_steps / epochs / batch_size as they were"
             )
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+        except (ValueError, KeyError) as exc:
+            raise PolyirError(f"resume_from: {path} does not fit this model / optimizer ({exc})") from exc
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.sampler.load_state_dict(state["sampler"])
@@ -946,7 +989,10 @@ class _Trainer:
                     "best": {"metric": cfg.validation.metric, "step": self.best_step, "value": self.best_value},
                     "final_metrics": final,
                     "final_train_loss": losses[-1] if losses else None,
-                    "split": {k: {kk: vv for kk, vv in v.items() if kk != "validation_pair_ids"} for k, v in self.split_info.items()},
+                    "split": {
+                        name: {k: v for k, v in info.items() if k != "validation_pair_ids"}
+                        for name, info in self.split_info.items()
+                    },
                     "sampler": self.sampler.describe(),
                     "sampler_stats": stats if d.active else stats[0],
                     "timings": {**self.timer.seconds, "wall_this_call": round(seconds, 3),
