@@ -146,16 +146,16 @@ def print_tables(report: dict) -> None:
     first = next(iter(full.values()))
     print(f"\nWhole evaluation of {report['dataset']} ({first['queries']} queries, {first['candidates']} candidates)")
     head = f"{'mode':<8}{'wall s':>8}{'encode s':>10}{'score s':>9}{'peak MB':>9}"
-    head += "".join(f"{k:>12}" for k in METRICS)
+    head += "".join(f"{k:>14}" for k in METRICS)
     print(head)
     for mode, r in full.items():
         t = r["timings"]
         row = f"{mode:<8}{r['wall_s']:>8.1f}{t['encode_queries'] + t['encode_candidates']:>10.1f}"
         row += f"{t['scoring']:>9.1f}{r['peak_rss_mb']:>9.0f}"
-        row += "".join(f"{r['metrics'][k]:>12.4f}" for k in METRICS)
+        row += "".join(f"{r['metrics'][k]:>14.4f}" for k in METRICS)
         print(row)
         if "diff_vs_fp32" in r and mode != "fp32":
-            print(f"{'  Δ fp32':<44}" + "".join(f"{r['diff_vs_fp32'][k]:>+12.4f}" for k in METRICS))
+            print(f"{'  Δ fp32':<44}" + "".join(f"{r['diff_vs_fp32'][k]:>+14.4f}" for k in METRICS))
 
 
 if __name__ == "__main__":

@@ -78,6 +78,7 @@ def evaluate(
     cache: bool = typer.Option(False, "--cache/--no-cache", help="Reuse embeddings cached on disk for this model and dataset."),
     query_max_length: Optional[int] = typer.Option(None, help="Max tokens per query (default from the model)."),
     passage_max_length: Optional[int] = typer.Option(None, help="Max tokens per candidate (default from the model)."),
+    max_pairs: Optional[int] = typer.Option(None, "--max-pairs", min=1, help="Quick look: only the first N question ids, with the paragraphs that answer them as the pool."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Measure a model on a LAReQA-style task: Mo./Cr./Mul. mAP, rank distance, hit@k, X->Y matrix."""
@@ -91,6 +92,8 @@ def evaluate(
         raise PolyirError(f"--precision must be fp32, bf16, fp16 or int8, not {precision!r}")
     langs = parse_languages(languages)
     task = load_task(dataset, data_dir=data_dir, languages=langs)
+    if max_pairs:
+        task = task.limit(max_pairs)
     overrides = {}
     if query_max_length:
         overrides["query_max_length"] = query_max_length

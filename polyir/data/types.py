@@ -49,6 +49,30 @@ class RetrievalTask:
     def candidate_languages(self) -> list[str]:
         return sorted({c.language for c in self.candidates})
 
+    def limit(self, max_pairs: int) -> RetrievalTask:
+        """The first ``max_pairs`` pair ids, with a pool cut to the groups (paragraphs) that hold
+        their relevant candidates: a small, still multilingual task for quick looks and tests."""
+        if max_pairs < 1:
+            raise ValueError("max_pairs must be at least 1")
+        keep_ids: list[str] = []
+        for q in self.queries:
+            if q.pair_id not in keep_ids:
+                keep_ids.append(q.pair_id)
+                if len(keep_ids) == max_pairs:
+                    break
+        kept = set(keep_ids)
+        queries = [q for q in self.queries if q.pair_id in kept]
+        group_of = {c.id: c.group for c in self.candidates}
+        groups = {group_of[cid] for q in queries for cid in self.relevant[q.id]}
+        candidates = [c for c in self.candidates if c.group in groups]
+        return RetrievalTask(
+            name=self.name,
+            queries=queries,
+            candidates=candidates,
+            relevant={q.id: self.relevant[q.id] for q in queries},
+            notes={**self.notes, "limited_to_pairs": len(kept)},
+        )
+
 
 @dataclass(frozen=True)
 class QAEntry:
