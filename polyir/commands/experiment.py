@@ -45,5 +45,5 @@ def experiment_command(
         err.print(f"[bold red]error:[/bold red] [red]{escape(' '.join(str(exc).split()))}[/red]", highlight=False)
         raise typer.Exit(code=2) from None
     out = Console(soft_wrap=True)
-    out.print(markdown_table(summary))
+    out.print(escape(markdown_table(summary)))
     out.print(f"wrote {escape(str(cfg.output_dir))}/summary.json, table.md, chart.png")

@@ -278,14 +278,19 @@ def _loader(spec: DatasetSpec, what: str) -> Callable[..., object]:
     return fn
 
 
+def _load_view(name: str, what: str, data_dir: Path | str | None,
+               languages: Sequence[str] | str | None, download: bool, verify: bool) -> object:
+    spec = get_spec(name)
+    loader = _loader(spec, what)
+    files = resolve_files(name, data_dir, languages, download=download, verify=verify)
+    return loader(files, spec.name, list(files))
+
+
 def load_task(name: str, data_dir: Path | str | None = None,
               languages: Sequence[str] | str | None = None, download: bool = True,
               verify: bool = False) -> RetrievalTask:
     """Resolve a registered dataset's files and read them as a retrieval task."""
-    spec = get_spec(name)
-    loader = _loader(spec, "task")
-    files = resolve_files(name, data_dir, languages, download=download, verify=verify)
-    task = loader(files, spec.name, list(files))
+    task = _load_view(name, "task", data_dir, languages, download, verify)
     assert isinstance(task, RetrievalTask)
     return task
 
@@ -294,10 +299,7 @@ def load_corpus(name: str, data_dir: Path | str | None = None,
                 languages: Sequence[str] | str | None = None, download: bool = True,
                 verify: bool = False) -> ParallelQACorpus:
     """Resolve a registered dataset's files and read them as a parallel QA corpus."""
-    spec = get_spec(name)
-    loader = _loader(spec, "corpus")
-    files = resolve_files(name, data_dir, languages, download=download, verify=verify)
-    corpus = loader(files, spec.name, list(files))
+    corpus = _load_view(name, "corpus", data_dir, languages, download, verify)
     assert isinstance(corpus, ParallelQACorpus)
     return corpus
 

@@ -49,7 +49,7 @@ def embed_task(
                 batch_size=options.batch_size,
                 precision=options.precision,
                 show_progress=options.show_progress,
-                desc=f"{task.name} {kind}s",
+                desc=f"{task.name} {'queries' if kind == 'query' else 'passages'}",
             )
 
         if cache is None:

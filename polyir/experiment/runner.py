@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from polyir.data.registry import load_task
 from polyir.evaluation.report import write_outputs
@@ -35,7 +36,7 @@ def _evaluate_into(
             continue
         if encoder is None:
             encoder = load_encoder(spec)
-        console.print(f"evaluate [bold]{name}[/bold] on {label}")
+        console.print(f"evaluate [bold]{name}[/bold] on {escape(label)}")
         options = EvalOptions(
             precision=config.evaluation.precision,
             batch_size=config.evaluation.batch_size,

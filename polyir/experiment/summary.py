@@ -132,7 +132,8 @@ def _conclusions(results: dict[str, dict[str, Any]]) -> list[str]:
                     t = tests[m]
                     verdict = "significant" if t["p"] < 0.05 else "not significant"
                     fmt = "{:+.1f}" if m == "rank_distance" else "{:+.4f}"
-                    parts.append(f"{LABELS[m]} {fmt.format(t['diff'])} (p={t['p']:.3f}, {verdict})")
+                    p = "p<0.001" if t["p"] < 0.001 else f"p={t['p']:.3f}"
+                    parts.append(f"{LABELS[m]} {fmt.format(t['diff'])} ({p}, {verdict})")
                 out.append(f"{label}: {row} vs {ref}: " + "; ".join(parts))
     return out
 

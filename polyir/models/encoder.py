@@ -180,7 +180,7 @@ class Encoder:
         was_training = self.st.training
         self.st.eval()
         bar = tqdm(
-            total=len(texts), desc=desc or f"encode {kind}s", unit="text", disable=not show_progress
+            total=len(texts), desc=desc or ("encode queries" if kind == "query" else "encode passages"), unit="text", disable=not show_progress
         )
         try:
             with torch.inference_mode(), self._autocast(precision):
