@@ -51,6 +51,18 @@ def _register_subapps() -> None:
     except ImportError:  # pragma: no cover
         pass
     try:
+        from polyir.commands.index import index_command, search_command, serve_command
+
+        app.command("index", help="Encode a corpus or a dataset's candidates into a searchable index folder.")(
+            index_command
+        )
+        app.command("search", help="Search an index with one query.")(search_command)
+        app.command("serve", help="Serve an index over HTTP: JSON API, a search page, OpenAPI docs.")(
+            serve_command
+        )
+    except ImportError:  # pragma: no cover
+        pass
+    try:
         from polyir.commands.experiment import experiment_command
 
         app.command(

@@ -1,0 +1,133 @@
+"""Search corpora: passages from a JSON Lines file or from a registered dataset's candidate pool.
+
+A corpus file has one passage per line (UTF-8; ``.jsonl`` or ``.jsonl.gz``)::
+
+    {"id": "doc-1", "language": "de", "text": "Goethe schrieb Faust.",
+     "title": "optional", "metadata": {"optional": "any JSON object"}}
+
+``id`` is a non-empty string (an integer is accepted and turned into a string), unique in the file;
+``language`` is a known code (``polyir.languages``); ``text`` is a non-empty string. Blank lines are
+skipped; unknown keys are errors (a typo would otherwise lose data). Every error names the file and
+the line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from polyir.data.jsonl import _lines
+from polyir.errors import DataFormatError, EmptySelectionError
+from polyir.languages import LANGUAGE_NAMES, parse_languages, select_languages
+
+_KEYS = {"id", "language", "text", "title", "metadata"}
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One searchable unit: what the index stores beside its vector."""
+
+    id: str
+    language: str
+    text: str
+    title: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "language": self.language, "text": self.text}
+        if self.title:
+            out["title"] = self.title
+        if self.metadata:
+            out["metadata"] = self.metadata
+        return out
+
+
+def _parse_line(path: Path, lineno: int, line: str) -> Passage:
+    where = f"{path}: line {lineno}"
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(record, dict):
+        raise DataFormatError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    unknown = sorted(set(record) - _KEYS)
+    if unknown:
+        raise DataFormatError(
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: id, language, text, title, metadata"
+        )
+    pid = record.get("id")
+    if isinstance(pid, int) and not isinstance(pid, bool):
+        pid = str(pid)
+    if not isinstance(pid, str) or not pid.strip():
+        raise DataFormatError(f"{where}: missing or empty \"id\" (a non-empty string)")
+    text = record.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise DataFormatError(f"{where}: passage {pid!r}: missing or empty \"text\" (a non-empty string)")
+    lang = record.get("language")
+    if not isinstance(lang, str) or not lang.strip():
+        raise DataFormatError(f"{where}: passage {pid!r}: missing \"language\" (a code such as en, de, zh)")
+    lang = lang.strip().lower()
+    if lang not in LANGUAGE_NAMES:
+        raise DataFormatError(
+            f"{where}: passage {pid!r}: unknown language code {record['language']!r}; use ISO 639-1 codes such as en, de, zh"
+        )
+    title = record.get("title", "")
+    if title is None:
+        title = ""
+    if not isinstance(title, str):
+        raise DataFormatError(f"{where}: passage {pid!r}: \"title\" must be a string")
+    metadata = record.get("metadata", {})
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict):
+        raise DataFormatError(f"{where}: passage {pid!r}: \"metadata\" must be a JSON object")
+    return Passage(id=pid, language=lang, text=text, title=title, metadata=metadata)
+
+
+def read_corpus_jsonl(path: Path | str, languages: Sequence[str] | str | None = None) -> list[Passage]:
+    """Read and validate a corpus file; ``languages`` keeps only those codes (all must be present)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"{path}: corpus file not found")
+    passages: list[Passage] = []
+    first_line: dict[str, int] = {}
+    for lineno, line in _lines(path):
+        if not line.strip():
+            continue
+        passage = _parse_line(path, lineno, line)
+        if passage.id in first_line:
+            raise DataFormatError(
+                f"{path}: line {lineno}: duplicate id {passage.id!r} (first seen on line {first_line[passage.id]})"
+            )
+        first_line[passage.id] = lineno
+        passages.append(passage)
+    if not passages:
+        raise DataFormatError(f"{path}: the corpus file is empty (no passage lines)")
+    return _select(passages, languages, source=str(path))
+
+
+def corpus_from_dataset(
+    name: str, data_dir: Path | str | None = None, languages: Sequence[str] | str | None = None
+) -> list[Passage]:
+    """The candidate pool of a registered dataset (e.g. every XQuAD-R sentence) as passages."""
+    from polyir.data.registry import load_task
+
+    task = load_task(name, data_dir=data_dir, languages=parse_languages(languages))
+    return [
+        Passage(id=c.id, language=c.language, text=c.text, metadata={"group": c.group} if c.group else {})
+        for c in task.candidates
+    ]
+
+
+def _select(passages: list[Passage], languages: Sequence[str] | str | None, *, source: str) -> list[Passage]:
+    wanted = parse_languages(languages)
+    if wanted is None:
+        return passages
+    keep = set(select_languages({p.language for p in passages}, wanted, source=source))
+    out = [p for p in passages if p.language in keep]
+    if not out:  # pragma: no cover - select_languages already failed
+        raise EmptySelectionError(f"{source}: no passage in {', '.join(wanted)}")
+    return out

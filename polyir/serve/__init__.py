@@ -1,0 +1,1 @@
+"""An HTTP search service (FastAPI) over a polyir index, with a small built-in web page."""

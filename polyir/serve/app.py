@@ -1,0 +1,393 @@
+"""HTTP search over a polyir index: ``POST /search``, ``GET /health``, a web page at ``/``, docs at ``/docs``.
+
+``create_app(index_dir)`` opens the index and the model it was built with once; requests then only
+encode the query and search. Bad requests get a 4xx JSON answer whose ``detail`` says what is wrong
+(400 for a body that is not JSON, 422 for a value out of range); the server keeps serving.
+Encoding and search run one request at a time under a lock: the model already uses every core
+for one query, and fast tokenizers must not be called from two threads at once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from polyir.errors import PolyirError
+from polyir.languages import LANGUAGE_NAMES
+
+if TYPE_CHECKING:
+    from polyir.models.encoder import Encoder
+
+MAX_QUERY_CHARS = 1000
+MAX_K = 100
+MAX_BODY_BYTES = 64 * 1024
+
+
+class SearchRequest(BaseModel):
+    """A search: the query text, how many hits, and optional language filter / per-language cap."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS, description="The query text (1-1000 characters, not blank).")
+    k: int = Field(10, ge=1, le=MAX_K, description="Number of hits to return (1-100).")
+    languages: list[str] | None = Field(
+        None, max_length=len(LANGUAGE_NAMES), description="Only passages in these language codes (default: all the index holds)."
+    )
+    per_language: int | None = Field(
+        None, ge=1, le=MAX_K, description="Up to N hits per language, merged round-robin by score (de-biasing)."
+    )
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query must not be blank")
+        return value
+
+    @field_validator("languages")
+    @classmethod
+    def _known_codes(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        codes = list(dict.fromkeys(c.strip().lower() for c in value))
+        unknown = [c for c in codes if c not in LANGUAGE_NAMES]
+        if unknown:
+            raise ValueError(f"unknown language code(s): {', '.join(unknown)}")
+        return codes or None
+
+
+class HitOut(BaseModel):
+    """One hit: 1-based rank, passage id, cosine score, language and text."""
+
+    rank: int
+    id: str
+    score: float
+    language: str
+    text: str
+    title: str = ""
+
+
+class SearchResponse(BaseModel):
+    """The hits, how many of them each language has, and the time the server took."""
+
+    query: str
+    k: int
+    hits: list[HitOut]
+    language_counts: dict[str, int] = Field(description="Hits per language among the returned top k.")
+    took_ms: float
+
+
+class HealthResponse(BaseModel):
+    status: str
+    passages: int
+    languages: dict[str, int]
+    model: str
+    fingerprint: str
+    backend: str
+
+
+def _readable(errors: list[dict[str, Any]]) -> str:
+    """One line from pydantic errors: ``field: reason; field: reason``."""
+    parts = []
+    for e in errors:
+        loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)
+
+
+def create_app(index_dir: Path | str, encoder: Encoder | None = None, *, device: str = "cpu") -> FastAPI:
+    """A FastAPI app serving the index in ``index_dir``; ``encoder`` defaults to the index's own model."""
+    from polyir.index.search import check_languages, language_counts, search
+    from polyir.index.store import load_index_encoder, open_index
+
+    index = open_index(index_dir)
+    try:
+        if encoder is None:
+            encoder = load_index_encoder(index, device=device)
+        else:
+            index.check_encoder(encoder)
+    except PolyirError:
+        index.close()
+        raise
+    lock = threading.Lock()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        index.close()
+
+    app = FastAPI(
+        title="polyir search",
+        summary="Multilingual dense retrieval over one polyir index.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.index = index
+    app.state.encoder = encoder
+
+    @app.middleware("http")
+    async def _limit_body(request: Request, call_next):
+        """Refuse oversized bodies before reading them (a query is at most 1,000 characters)."""
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return JSONResponse(
+                status_code=413,
+                content={"detail": f"request body too large ({int(length):,} bytes; the limit is {MAX_BODY_BYTES:,})"},
+            )
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        bad_json = [e for e in errors if e.get("type") == "json_invalid"]
+        if bad_json:
+            ctx = bad_json[0].get("ctx") or {}
+            reason = ctx.get("error") or bad_json[0].get("msg", "")
+            return JSONResponse(status_code=400, content={"detail": f"malformed JSON body: {reason}"})
+        content_type = request.headers.get("content-type", "")
+        if request.method == "POST" and "json" not in content_type.lower():
+            return JSONResponse(
+                status_code=415,
+                content={"detail": f"send the body as JSON with Content-Type: application/json (got {content_type or 'none'!r})"},
+            )
+        # Echo neither the input (it may be long) nor pydantic's internals: location, type and reason.
+        slim = [{"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")} for e in errors]
+        return JSONResponse(status_code=422, content={"detail": _readable(errors), "errors": jsonable_encoder(slim)})
+
+    @app.post("/search", response_model=SearchResponse, summary="Search the index")
+    def search_endpoint(request: SearchRequest) -> Any:
+        """Top-k passages for a query, optionally in some languages or capped per language."""
+        start = time.perf_counter()
+        try:
+            codes = check_languages(index, request.languages)
+            with lock:
+                hits = search(index, encoder, request.query, k=request.k, languages=codes,
+                              per_language=request.per_language)
+        except PolyirError as exc:
+            return JSONResponse(status_code=422, content={"detail": str(exc)})
+        return {
+            "query": request.query,
+            "k": request.k,
+            "hits": [h.to_dict() for h in hits],
+            "language_counts": language_counts(hits),
+            "took_ms": round((time.perf_counter() - start) * 1000, 2),
+        }
+
+    @app.get("/health", response_model=HealthResponse, summary="Is the server up, and what does it serve")
+    def health() -> Any:
+        return {
+            "status": "ok",
+            "passages": len(index),
+            "languages": index.language_counts,
+            "model": index.model_spec,
+            "fingerprint": index.fingerprint,
+            "backend": index.backend_name,
+        }
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        return HTMLResponse(render_page(index.language_counts, len(index), index.model_spec))
+
+    return app
+
+
+def render_page(languages: dict[str, int], passages: int, model: str) -> str:
+    """The single self-contained search page (inline CSS and JS, no external resources)."""
+    data = json.dumps(
+        {"languages": [{"code": c, "name": LANGUAGE_NAMES.get(c, c), "count": n} for c, n in languages.items()],
+         "passages": passages, "model": model, "maxK": MAX_K, "maxChars": MAX_QUERY_CHARS},
+        ensure_ascii=False,
+    ).replace("</", "<\\/")
+    return _PAGE.replace("__DATA__", data)
+
+
+_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>polyir search</title>
+<style>
+  :root { font-family: system-ui, sans-serif; color: #1d2430; background: #f6f7f9; }
+  body { max-width: 920px; margin: 2rem auto; padding: 0 1rem; }
+  h1 { font-size: 1.4rem; margin-bottom: .2rem; }
+  .sub { color: #5b6575; margin-top: 0; font-size: .9rem; }
+  form { background: #fff; border: 1px solid #dde1e7; border-radius: 8px; padding: 1rem; }
+  .row { display: flex; gap: .6rem; align-items: center; flex-wrap: wrap; }
+  #query { flex: 1; min-width: 16rem; font-size: 1rem; padding: .5rem; border: 1px solid #b9c0cc; border-radius: 6px; }
+  button { font-size: 1rem; padding: .5rem 1.1rem; border: 0; border-radius: 6px; background: #2f5bd3; color: #fff; cursor: pointer; }
+  label.small { font-size: .85rem; color: #39424f; }
+  input[type=number] { width: 4.5rem; padding: .3rem; }
+  fieldset { border: 0; padding: 0; margin: .8rem 0 0; }
+  legend { font-size: .85rem; color: #39424f; margin-bottom: .3rem; }
+  .langs label { display: inline-block; margin: 0 .6rem .3rem 0; font-size: .85rem; }
+  #status { margin: 1rem 0 .4rem; color: #39424f; font-size: .9rem; min-height: 1.2em; }
+  #error { color: #b3261e; font-weight: 600; }
+  #language-bar { display: flex; height: 1.6rem; border-radius: 6px; overflow: hidden; background: #e4e7ec; }
+  #language-bar .seg { display: flex; align-items: center; justify-content: center; color: #fff;
+                       font-size: .8rem; white-space: nowrap; overflow: hidden; }
+  #language-summary { font-size: .8rem; color: #5b6575; margin: .3rem 0 1rem; }
+  ol#results { padding-left: 0; list-style: none; }
+  li.hit { background: #fff; border: 1px solid #dde1e7; border-radius: 8px; padding: .6rem .8rem; margin-bottom: .5rem; }
+  .meta { font-size: .8rem; color: #5b6575; display: flex; gap: .6rem; align-items: center; }
+  .lang-tag { color: #fff; border-radius: 4px; padding: .05rem .4rem; font-weight: 600; }
+  .text { margin: .35rem 0 0; }
+</style>
+</head>
+<body>
+<h1>polyir search</h1>
+<p class="sub" id="about"></p>
+<form id="search-form" autocomplete="off">
+  <div class="row">
+    <input id="query" name="query" type="search" placeholder="Ask in any language…" required>
+    <button id="submit" type="submit">Search</button>
+  </div>
+  <div class="row" style="margin-top:.6rem">
+    <label class="small">top k <input id="k" type="number" min="1" value="10"></label>
+    <label class="small">per language (optional) <input id="per-language" type="number" min="1" placeholder="–"></label>
+  </div>
+  <fieldset>
+    <legend>Languages (none ticked = all)</legend>
+    <div class="langs" id="language-filter"></div>
+  </fieldset>
+</form>
+<div id="status" role="status"></div>
+<div id="language-bar" aria-label="languages of the top results"></div>
+<div id="language-summary"></div>
+<ol id="results"></ol>
+<script>
+(function () {
+  "use strict";
+  var DATA = __DATA__;
+  var PALETTE = ["#2f5bd3", "#d3542f", "#2e9e5b", "#8e44ad", "#c28a00", "#0f8b8d", "#c2185b",
+                 "#5d6d7e", "#6d4c41", "#1e88e5", "#7cb342", "#f4511e", "#3949ab", "#00897b"];
+  var colour = {};
+  DATA.languages.forEach(function (l, i) { colour[l.code] = PALETTE[i % PALETTE.length]; });
+  function $(id) { return document.getElementById(id); }
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  $("about").textContent = DATA.passages.toLocaleString() + " passages in " + DATA.languages.length +
+    " languages · model " + DATA.model;
+  $("query").maxLength = DATA.maxChars;
+  $("k").max = DATA.maxK;
+  $("per-language").max = DATA.maxK;
+  DATA.languages.forEach(function (l) {
+    var label = el("label");
+    var box = el("input");
+    box.type = "checkbox"; box.value = l.code; box.name = "lang"; box.id = "lang-" + l.code;
+    label.appendChild(box);
+    label.appendChild(document.createTextNode(" " + l.code + " (" + l.name + ", " + l.count.toLocaleString() + ")"));
+    $("language-filter").appendChild(label);
+  });
+  function showBar(counts, total) {
+    var bar = $("language-bar"), summary = [];
+    bar.textContent = "";
+    Object.keys(counts).forEach(function (code) {
+      var n = counts[code];
+      var seg = el("div", "seg", code + " " + n);
+      seg.dataset.lang = code; seg.dataset.count = String(n);
+      seg.style.flexGrow = String(n);
+      seg.style.background = colour[code] || "#777";
+      seg.title = code + ": " + n + " of " + total;
+      bar.appendChild(seg);
+      summary.push(code + " " + n + "/" + total);
+    });
+    $("language-summary").textContent = summary.length ? "top " + total + " by language: " + summary.join(" · ") : "";
+  }
+  function showHits(hits) {
+    var list = $("results");
+    list.textContent = "";
+    hits.forEach(function (h) {
+      var li = el("li", "hit");
+      li.dataset.lang = h.language; li.dataset.id = h.id;
+      var meta = el("div", "meta");
+      var tag = el("span", "lang-tag", h.language);
+      tag.style.background = colour[h.language] || "#777";
+      meta.appendChild(el("span", "rank", "#" + h.rank));
+      meta.appendChild(tag);
+      meta.appendChild(el("span", "score", h.score.toFixed(4)));
+      meta.appendChild(el("span", "pid", h.id));
+      li.appendChild(meta);
+      if (h.title) li.appendChild(el("div", "title", h.title));
+      li.appendChild(el("p", "text", h.text));
+      list.appendChild(li);
+    });
+  }
+  $("search-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var langs = Array.prototype.map.call(document.querySelectorAll("#language-filter input:checked"),
+                                         function (b) { return b.value; });
+    var body = { query: $("query").value, k: parseInt($("k").value || "10", 10) };
+    if (langs.length) body.languages = langs;
+    var per = $("per-language").value;
+    if (per) body.per_language = parseInt(per, 10);
+    $("status").textContent = "searching…";
+    fetch("search", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })
+      .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, status: r.status, body: j }; }); })
+      .then(function (res) {
+        if (!res.ok) {
+          showHits([]);
+          showBar({}, 0);
+          $("status").textContent = "";
+          var err = el("span", "", "error " + res.status + ": " + res.body.detail);
+          err.id = "error";
+          $("status").appendChild(err);
+          return;
+        }
+        showHits(res.body.hits);
+        showBar(res.body.language_counts, res.body.hits.length);
+        $("status").textContent = res.body.hits.length + " results in " + res.body.took_ms + " ms";
+        document.body.dataset.searches = String(parseInt(document.body.dataset.searches || "0", 10) + 1);
+      })
+      .catch(function (e) { $("status").textContent = "request failed: " + e; });
+  });
+})();
+</script>
+</body>
+</html>
+"""
+
+
+@contextmanager
+def background_server(app: FastAPI, host: str = "127.0.0.1", port: int = 0, *, timeout: float = 30.0) -> Iterator[str]:
+    """Run ``app`` under uvicorn in a background thread (notebooks, tests); yields the base URL.
+
+    ``port=0`` picks a free port. The server stops when the block exits.
+    """
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="polyir-serve", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"the server did not start on {host}:{port}")
+        time.sleep(0.02)
+    bound = port
+    for s in server.servers:
+        for sock in s.sockets:
+            bound = sock.getsockname()[1]
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=timeout)
