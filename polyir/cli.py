@@ -106,12 +106,9 @@ def evaluate(
     task = load_task(dataset, data_dir=data_dir, languages=langs)
     if max_pairs:
         task = task.limit(max_pairs)
-    overrides = {}
-    if query_max_length:
-        overrides["query_max_length"] = query_max_length
-    if passage_max_length:
-        overrides["passage_max_length"] = passage_max_length
-    encoder = load_encoder(model, device=device, **overrides)
+    encoder = load_encoder(
+        model, device=device, query_max_length=query_max_length, passage_max_length=passage_max_length
+    )
     options = EvalOptions(precision=precision, batch_size=batch_size, use_cache=cache, show_progress=progress)  # type: ignore[arg-type]
     try:
         result = evaluate_encoder(encoder, task, options, dataset=dataset)

@@ -81,12 +81,9 @@ def index_command(
             "qdrant": {"url": qdrant_url, "collection": qdrant_collection},
         }.get(backend, {})
         given = {k: v for k, v in params.items() if v is not None}
-        overrides = {}
-        if query_max_length:
-            overrides["query_max_length"] = query_max_length
-        if passage_max_length:
-            overrides["passage_max_length"] = passage_max_length
-        encoder = load_encoder(model, device=device, **overrides)
+        encoder = load_encoder(
+            model, device=device, query_max_length=query_max_length, passage_max_length=passage_max_length
+        )
         result = build_index(
             output, passages, encoder, backend=backend, backend_params=given, batch_size=batch_size,
             precision=precision, shard_size=shard_size, rank=shard_rank, world_size=num_shards,

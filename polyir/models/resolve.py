@@ -64,7 +64,9 @@ def resolve_spec(spec: str) -> ResolvedSpec:
 
 
 def load_encoder(spec: str, *, device: str = "auto", **overrides) -> Encoder:
-    """Load an Encoder from a spec; ``overrides`` change EncoderSettings fields (e.g. max lengths)."""
+    """Load an Encoder from a spec; ``overrides`` change EncoderSettings fields (e.g. max lengths);
+    overrides given as ``None`` (an unset CLI option) keep the model's own setting."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
     _quiet_transformers()
     resolved = resolve_spec(spec)
     if resolved.kind == "packaged":
