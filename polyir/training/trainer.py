@@ -583,10 +583,11 @@ class _Trainer:
         self.params = [p for p in model.parameters() if p.requires_grad]
         decay = [p for p in self.params if p.ndim >= 2]
         no_decay = [p for p in self.params if p.ndim < 2]
-        self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=o.lr,
-        )
+        groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        try:  # the fused kernel is ~6x faster a step on CPU (a 250k x 384 embedding matrix dominates)
+            self.optimizer = torch.optim.AdamW(groups, lr=o.lr, fused=self.device.type in ("cpu", "cuda"))
+        except (RuntimeError, TypeError):  # devices or torch builds without the fused kernel
+            self.optimizer = torch.optim.AdamW(groups, lr=o.lr)
         from transformers import get_linear_schedule_with_warmup
 
         warmup = o.warmup_steps if o.warmup_steps is not None else int(round(o.warmup_ratio * self.total_steps))
