@@ -21,7 +21,7 @@ import io
 import json
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -29,7 +29,6 @@ from polyir.data.types import ParallelPair, ParallelQACorpus, QAEntry
 from polyir.errors import DataFormatError, EmptySelectionError
 from polyir.languages import LANGUAGE_NAMES, parse_languages, select_languages
 
-_TOP_KEYS = {"pair_id", "languages"}
 _ENTRY_KEYS = {"query", "positive", "context", "negatives"}
 
 
@@ -118,18 +117,25 @@ def _parse_entry(raw: Any, where: str) -> QAEntry:
     return QAEntry(query=query, positive=positive, context=context, negatives=tuple(negatives))
 
 
-def _parse_line(text: str, where: str) -> ParallelPair:
+def parse_json_record(text: str, where: str, allowed: Iterable[str]) -> dict[str, Any]:
+    """One JSONL line as a JSON object with only ``allowed`` keys; errors name ``where``."""
     try:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataFormatError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
+        raise DataFormatError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(record, dict):
         raise DataFormatError(f"{where}: expected a JSON object, got {type(record).__name__}")
-    unknown = sorted(set(record) - _TOP_KEYS)
+    allowed = list(allowed)
+    unknown = sorted(set(record) - set(allowed))
     if unknown:
         raise DataFormatError(
-            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: pair_id, languages"
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}"
         )
+    return record
+
+
+def _parse_line(text: str, where: str) -> ParallelPair:
+    record = parse_json_record(text, where, ("pair_id", "languages"))
     if "pair_id" not in record:
         raise DataFormatError(f"{where}: missing 'pair_id'")
     pid = record["pair_id"]

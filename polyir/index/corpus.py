@@ -13,17 +13,15 @@ the line.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from polyir.data.jsonl import _lines
+from polyir.data.jsonl import _lines, parse_json_record
 from polyir.errors import DataFormatError, EmptySelectionError
 from polyir.languages import LANGUAGE_NAMES, parse_languages, select_languages
 
-_KEYS = {"id", "language", "text", "title", "metadata"}
 
 
 @dataclass(frozen=True)
@@ -47,17 +45,7 @@ class Passage:
 
 def _parse_line(path: Path, lineno: int, line: str) -> Passage:
     where = f"{path}: line {lineno}"
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(record, dict):
-        raise DataFormatError(f"{where}: expected a JSON object, got {type(record).__name__}")
-    unknown = sorted(set(record) - _KEYS)
-    if unknown:
-        raise DataFormatError(
-            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: id, language, text, title, metadata"
-        )
+    record = parse_json_record(line, where, ("id", "language", "text", "title", "metadata"))
     pid = record.get("id")
     if isinstance(pid, int) and not isinstance(pid, bool):
         pid = str(pid)
