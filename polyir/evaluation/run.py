@@ -34,11 +34,13 @@ def embed_task(
     task: RetrievalTask,
     options: EvalOptions,
     timer: Timer | None = None,
+    fingerprint: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Encode the task's queries and candidates; repeated candidate texts are encoded once."""
     timer = timer or Timer()
     cache = EmbeddingCache() if options.use_cache else None
-    fingerprint = encoder.fingerprint() if cache else ""
+    if cache is not None and fingerprint is None:
+        fingerprint = encoder.fingerprint()
     info: dict[str, Any] = {}
 
     def run(kind: str, texts: list[str]) -> np.ndarray:
@@ -54,7 +56,7 @@ def embed_task(
 
         if cache is None:
             return compute()
-        arr, hit = cache.get_or_compute(fingerprint, kind, options.precision, texts, compute)
+        arr, hit = cache.get_or_compute(fingerprint or "", kind, options.precision, texts, compute)
         info[f"{kind}_cache_hit"] = hit
         return arr
 
@@ -120,7 +122,8 @@ def evaluate_encoder(
     options = options or EvalOptions()
     timer = Timer()
     with timer("total"):
-        q_emb, c_emb, info = embed_task(encoder, task, options, timer)
+        fingerprint = encoder.fingerprint()
+        q_emb, c_emb, info = embed_task(encoder, task, options, timer, fingerprint)
         with timer("scoring"):
             result = score_task(task, q_emb, c_emb)
     data = result_sections(result)
@@ -129,7 +132,7 @@ def evaluate_encoder(
         "task": task.name,
         "dataset": dataset or task.name,
         "model": encoder.spec,
-        "fingerprint": encoder.fingerprint(),
+        "fingerprint": fingerprint,
         "config": {
             **asdict(options),
             "encoder": asdict(encoder.settings),
