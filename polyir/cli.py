@@ -63,6 +63,14 @@ def _register_subapps() -> None:
     except ImportError:  # pragma: no cover
         pass
     try:
+        from polyir.commands.merge import merge_command
+
+        app.command("merge", help="Average a fine-tuned model with its base (WiSE-FT): keeps what the base knew.")(
+            friendly_errors(merge_command)
+        )
+    except ImportError:  # pragma: no cover
+        pass
+    try:
         from polyir.commands.experiment import experiment_command
 
         app.command(
