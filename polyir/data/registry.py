@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from polyir.data.lareqa import load_lareqa_corpus, load_lareqa_task
+from polyir.data import ntrex as _ntrex
 from polyir.data.types import ParallelQACorpus, RetrievalTask
 from polyir.errors import DataFormatError, DatasetNotFoundError
 from polyir.languages import parse_languages, select_languages
@@ -71,7 +72,8 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class KindLoader:
-    """How to read the files of one kind. ``task``/``corpus`` take (files by language, name, languages)."""
+    """How to read the files of one kind. ``task``/``corpus`` take (files by language, name, languages),
+    plus ``shared=`` (file name -> path) when the dataset has files that hold no language."""
 
     task: Callable[..., RetrievalTask] | None = None
     corpus: Callable[..., ParallelQACorpus] | None = None
@@ -239,6 +241,32 @@ def resolve_files(name: str, data_dir: Path | str | None = None,
     return {lang: found[lang] for lang in selected}
 
 
+def resolve_shared_files(name: str, data_dir: Path | str | None = None, download: bool = True,
+                         verify: bool = False) -> dict[str, Path]:
+    """Local paths of a dataset's files that hold no language (e.g. NTREX's ``DOCUMENT_IDS.tsv``),
+    by file name; looked for and downloaded like the per-language files."""
+    spec = get_spec(name)
+    user_root = _user_root(data_dir)
+    roots = ([user_root] if user_root else []) + [cache_data_dir()]
+    found: dict[str, Path] = {}
+    for f in (f for f in spec.files if f.language is None):
+        hit = _locate(f, roots)
+        if hit is not None:
+            if verify:
+                _check(hit[1], f.sha256)
+            found[Path(f.path).name] = hit[1]
+            continue
+        if not download:
+            raise DatasetNotFoundError(_missing_message(spec, [f], user_root, "downloading is turned off"))
+        try:
+            found[Path(f.path).name] = download_file(f.url, cache_data_dir() / f.path, f.sha256)
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise DatasetNotFoundError(_missing_message(
+                spec, [f], user_root, f"the download of {f.url} failed ({reason})")) from exc
+    return found
+
+
 @dataclass
 class StatusRow:
     """What ``status`` reports for one dataset."""
@@ -283,6 +311,9 @@ def _load_view(name: str, what: str, data_dir: Path | str | None,
     spec = get_spec(name)
     loader = _loader(spec, what)
     files = resolve_files(name, data_dir, languages, download=download, verify=verify)
+    if any(f.language is None for f in spec.files):  # files shared by all languages
+        shared = resolve_shared_files(name, data_dir, download=download, verify=verify)
+        return loader(files, spec.name, list(files), shared=shared)
     return loader(files, spec.name, list(files))
 
 
@@ -370,3 +401,34 @@ register(DatasetSpec(
     source=f"{_LAREQA_REPO}@{_MLQA_R_COMMIT[:10]}",
     homepage=f"https://github.com/{_LAREQA_REPO}",
 ))
+
+
+# NTREX-128 (news): two tasks over the same files, see polyir/data/ntrex.py and README "News domain".
+register_kind("ntrex-sentences", KindLoader(task=_ntrex.load_ntrex_sentences))
+register_kind("ntrex-documents", KindLoader(task=_ntrex.load_ntrex_documents))
+
+_NTREX_FILES = (
+    *(
+        DataFile(path=f"{_ntrex.FOLDER}/{Path(src).name}", url=_ntrex.source_url(src), sha256=sha,
+                 language=lang, size=size)
+        for lang, (src, sha, size) in _ntrex.LANGUAGE_FILES.items()
+    ),
+    DataFile(path=f"{_ntrex.FOLDER}/{_ntrex.DOCUMENT_IDS}", url=_ntrex.source_url(_ntrex.DOCUMENT_IDS),
+             sha256=_ntrex.SHARED_FILES[_ntrex.DOCUMENT_IDS][0], size=_ntrex.SHARED_FILES[_ntrex.DOCUMENT_IDS][1]),
+)
+
+for _name, _what in (
+    ("ntrex-sentences", "each sentence retrieves its translations in the other languages (own sentence"
+                        " excluded, so Mo. is undefined)"),
+    ("ntrex-documents", "each document's headline retrieves the rest of its document in every language"),
+):
+    register(DatasetSpec(
+        name=_name,
+        description=f"NTREX-128 news (1,997 sentences, 123 documents, 11 languages): {_what}",
+        kind=_name,
+        languages=tuple(sorted(_ntrex.LANGUAGE_FILES)),
+        files=_NTREX_FILES,
+        license=_ntrex.LICENSE,
+        source=f"{_ntrex.REPOSITORY}@{_ntrex.COMMIT[:10]}",
+        homepage=f"https://github.com/{_ntrex.REPOSITORY}",
+    ))

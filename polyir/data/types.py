@@ -40,6 +40,9 @@ class RetrievalTask:
     candidates: list[Candidate]
     relevant: dict[str, frozenset[str]]  # query id -> relevant candidate ids
     notes: dict[str, object] = field(default_factory=dict)  # reader facts (repairs, dedups, ...)
+    # query id -> candidate ids left out of that query's ranking (e.g. the query's own sentence when
+    # the pool holds it): scored as if physically removed from the pool for that query only
+    excluded: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def query_languages(self) -> list[str]:
@@ -65,12 +68,15 @@ class RetrievalTask:
         group_of = {c.id: c.group for c in self.candidates}
         groups = {group_of[cid] for q in queries for cid in self.relevant[q.id]}
         candidates = [c for c in self.candidates if c.group in groups]
+        kept_ids = {c.id for c in candidates}
+        excluded = {q.id: self.excluded[q.id] & kept_ids for q in queries if q.id in self.excluded}
         return RetrievalTask(
             name=self.name,
             queries=queries,
             candidates=candidates,
             relevant={q.id: self.relevant[q.id] for q in queries},
             notes={**self.notes, "limited_to_pairs": len(kept)},
+            excluded={k: v for k, v in excluded.items() if v},
         )
 
 

@@ -162,13 +162,15 @@ def lareqa_metrics(
     hit_ks: Sequence[int] = (1, 10),
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     chunk_size: int | None = None,
+    excluded: Sequence[Any] | None = None,
 ) -> LareqaResult:
     """LAReQA metrics from embeddings (score = dot product).
 
     ``relevant[i]`` holds the indices of the candidates (any language) relevant to query ``i``;
-    every query needs at least one.  ``memory_budget`` (bytes) bounds the score chunk;
-    ``chunk_size`` forces the number of queries per chunk.  ``query_ids`` (unique) label per-query
-    values so two runs can be paired.
+    every query needs at least one.  ``excluded[i]`` (optional) holds candidates query ``i`` does not
+    rank (e.g. its own sentence): every figure is that of a pool without them, for that query.
+    ``memory_budget`` (bytes) bounds the score chunk; ``chunk_size`` forces the number of queries
+    per chunk.  ``query_ids`` (unique) label per-query values so two runs can be paired.
     """
     q = as_embedding_matrix(query_emb, "query embeddings")
     n_q = q.shape[0]
@@ -182,6 +184,7 @@ def lareqa_metrics(
         memory_budget=memory_budget,
         chunk_size=chunk_size,
         query_ids=None if query_ids is None else list(ids),
+        excluded=excluded,
     )
     return lareqa_from_ranks(ranks, q_codes, query_ids=ids, hit_ks=hit_ks)
 

@@ -209,6 +209,33 @@ def flatten_relevant(
     return offsets, np.concatenate(parts)
 
 
+def flatten_excluded(
+    excluded: Sequence[Any], n_queries: int, n_candidates: int, rel_offsets: np.ndarray, rel_flat: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate per-query excluded sets (may be empty; never relevant to the same query) and return
+    (offsets, flat sorted unique candidate indices)."""
+    if len(excluded) != n_queries:
+        raise EvaluationInputError(f"excluded has {len(excluded)} entries but there are {n_queries} queries")
+    parts: list[np.ndarray] = []
+    for i, exc in enumerate(excluded):
+        if isinstance(exc, torch.Tensor):
+            exc = exc.detach().cpu().numpy()
+        arr = np.asarray(exc if exc is not None else [], dtype=np.int64).reshape(-1)
+        arr = np.unique(arr)
+        if arr.size and (arr[0] < 0 or arr[-1] >= n_candidates):
+            bad = arr[(arr < 0) | (arr >= n_candidates)][0]
+            raise EvaluationInputError(
+                f"query {i}: excluded index {int(bad)} is out of range for {n_candidates} candidates"
+            )
+        if arr.size and np.isin(arr, rel_flat[rel_offsets[i] : rel_offsets[i + 1]]).any():
+            raise EvaluationInputError(f"query {i}: a candidate is both relevant and excluded")
+        parts.append(arr)
+    counts = np.array([len(p) for p in parts], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    flat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return offsets, flat.astype(np.int64)
+
+
 # ----------------------------------------------------------------------------------------------
 
 
@@ -221,12 +248,15 @@ def rank_relevant(
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     chunk_size: int | None = None,
     query_ids: Sequence[Any] | None = None,
+    excluded: Sequence[Any] | None = None,
 ) -> RelevantRanks:
     """Score all queries against all candidates (dot product) and count, per relevant pair and language,
     the non-relevant candidates scoring >= and == the relevant one.
 
     ``chunk_size`` (queries per matrix product) overrides the one derived from ``memory_budget``
     (bytes); the result does not depend on it.  ``query_ids`` only label error messages.
+    ``excluded[i]`` (optional) holds candidate indices that query ``i`` does not rank at all: their
+    score is set to -inf for that query, so they are never counted, exactly as if removed from its pool.
     """
     q = as_embedding_matrix(query_emb, "query embeddings")
     c = as_embedding_matrix(cand_emb, "candidate embeddings")
@@ -237,6 +267,7 @@ def rank_relevant(
     n_q, n_c = q.shape[0], c.shape[0]
     codes = as_codes(cand_lang, n_c, "cand_lang", "candidates")
     offsets, flat = flatten_relevant(relevant, n_q, n_c, query_ids)
+    excl = None if excluded is None else flatten_excluded(excluded, n_q, n_c, offsets, flat)
     if chunk_size is None:
         chunk_size = plan_chunk_size(n_c, memory_budget)
     elif chunk_size < 1:
@@ -266,7 +297,7 @@ def rank_relevant(
     order = np.argsort(n_rel, kind="stable")
     for start in range(0, n_q, chunk_size):
         rows = order[start : start + chunk_size]
-        _score_chunk(q, rows, c64, offsets, flat, inv, n_rel, blocks, out_score, out_ge, out_eq)
+        _score_chunk(q, rows, c64, offsets, flat, inv, n_rel, blocks, out_score, out_ge, out_eq, excl)
 
     # Within each query: score descending, then candidate index ascending.
     qp = np.repeat(np.arange(n_q), n_rel)
@@ -296,6 +327,7 @@ def _score_chunk(
     out_score: np.ndarray,
     out_ge: np.ndarray,
     out_eq: np.ndarray,
+    excluded: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> None:
     """Fill the outputs for the pairs of queries ``rows`` (sorted by number of relevant, ascending)."""
     kr = n_rel[rows]
@@ -304,6 +336,14 @@ def _score_chunk(
     q64 = torch.from_numpy(np.ascontiguousarray(q[rows], dtype=np.float64))
     with torch.inference_mode():
         scores = (q64 @ c64.T).to(torch.float32).numpy()  # b x n_c, columns grouped by language
+    if excluded is not None:
+        # Excluded candidates score -inf for their query: below every (finite) threshold, never counted.
+        e_off, e_flat = excluded
+        n_ex = e_off[rows + 1] - e_off[rows]
+        if n_ex.sum():
+            row_rep = np.repeat(np.arange(b), n_ex)
+            within = np.arange(int(n_ex.sum())) - np.repeat(np.cumsum(n_ex) - n_ex, n_ex)
+            scores[row_rep, inv[e_flat[np.repeat(e_off[rows], n_ex) + within]]] = -np.inf
     col = np.arange(kmax)
     valid = col[None, :] < kr[:, None]
     pair = np.where(valid, offsets[rows][:, None] + col[None, :], 0)

@@ -19,7 +19,7 @@ HEADLINE = [
 
 def _fmt(key: str, value: float | None) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "-"
+        return "—"  # undefined, e.g. Mo. when no query has a relevant candidate in its own language
     if key.startswith("n_"):
         return str(int(value))
     return f"{value:.1f}" if key == "rank_distance" else f"{value:.4f}"
@@ -88,7 +88,8 @@ def write_heatmap(result: dict[str, Any], path: Path) -> Path:
                         color="white" if arr[i, j] < 0.6 else "black")
     m = result["metrics"]
     ax.set_title(
-        f"{result['task']}: Mo {m['mo_map']:.3f}  Cr {m['cr_map']:.3f}  Mul {m['mul_map']:.3f}",
+        f"{result['task']}: Mo {_fmt('map', m.get('mo_map'))}  Cr {_fmt('map', m.get('cr_map'))}"
+        f"  Mul {_fmt('map', m.get('mul_map'))}",
         fontsize=9,
     )
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="mAP")

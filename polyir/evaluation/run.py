@@ -75,12 +75,18 @@ def embed_task(
 def score_task(
     task: RetrievalTask, q_emb: np.ndarray, c_emb: np.ndarray
 ) -> Any:
-    """LAReQA metrics of precomputed embeddings on a task."""
+    """LAReQA metrics of precomputed embeddings on a task (``task.excluded`` left out per query)."""
     cand_pos = {c.id: i for i, c in enumerate(task.candidates)}
     relevant = [
         np.fromiter((cand_pos[cid] for cid in sorted(task.relevant[q.id]) if cid in cand_pos), dtype=np.int64)
         for q in task.queries
     ]
+    excluded = None
+    if task.excluded:
+        excluded = [
+            np.fromiter((cand_pos[c] for c in sorted(task.excluded.get(q.id, ())) if c in cand_pos), dtype=np.int64)
+            for q in task.queries
+        ]
     return lareqa_metrics(
         q_emb,
         c_emb,
@@ -88,6 +94,7 @@ def score_task(
         [c.language for c in task.candidates],
         relevant,
         query_ids=[q.id for q in task.queries],
+        excluded=excluded,
     )
 
 

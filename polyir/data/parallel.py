@@ -1,0 +1,285 @@
+"""Any parallel corpus as a test set: line-aligned text files, or a parallel QA JSONL.
+
+Two inputs, both turned into a ``RetrievalTask`` scored with the LAReQA measures:
+
+* **Line-aligned text files**, one per language (a folder of them, or a list of files): line i of every
+  file is the same sentence. The language comes from the file name: the last dot-separated part
+  before the extension (``news.de.txt``, ``de.txt``; ISO 639-3 codes of NTREX such as ``deu`` or
+  ``zho-CN`` are mapped too). The task is built like ``ntrex-sentences`` (:func:`build_sentence_task`):
+  every line of every language is a query, the pool is every line of every language, a query's
+  relevant candidates are its line in the *other* languages, and its own sentence (plus any identical
+  string in its own language) is excluded from its ranking.
+* **Parallel QA JSONL** (``polyir.data.jsonl``): every (pair id, language) question is a query, the pool
+  is every ``positive`` of every pair in every selected language, and a query's relevant candidates
+  are the positives of its pair id in every selected language, its own language included (so Mo. is
+  defined). ``negatives`` are not put in the pool (counted in ``notes["negatives_ignored"]``).
+
+:func:`load_task_or_path` is what ``polyir evaluate --dataset`` calls: a registered name, else a path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from polyir.data.jsonl import corpus_name, read_parallel_jsonl
+from polyir.data.types import Candidate, Query, RetrievalTask
+from polyir.errors import DataFormatError, DatasetNotFoundError, EmptySelectionError, UnknownLanguageError
+from polyir.languages import LANGUAGE_NAMES, parse_languages, select_languages
+
+#: ISO 639-3 (and NTREX-style) codes accepted in file names, mapped to polyir's codes.
+ISO3_CODES: dict[str, str] = {
+    "eng": "en", "arb": "ar", "ara": "ar", "deu": "de", "ell": "el", "spa": "es", "hin": "hi",
+    "rus": "ru", "tha": "th", "tur": "tr", "vie": "vi", "zho-cn": "zh", "zho": "zh", "fra": "fr",
+    "ita": "it", "por": "pt", "jpn": "ja", "kor": "ko", "nld": "nl", "pol": "pl",
+}
+
+TEXT_SUFFIXES = (".txt",)
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
+
+
+# --------------------------------------------------------------------------- reading text files
+
+
+def read_text_lines(path: Path | str) -> list[str]:
+    """The lines of a UTF-8 text file (``\\n`` or ``\\r\\n``; a BOM and a final newline are allowed).
+
+    Only ``\\n`` separates lines (``str.splitlines`` would also split on U+2028 and friends and break
+    the alignment). An empty or whitespace-only line is a ``DataFormatError`` naming file and line.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataFormatError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataFormatError(f"{path}: line {line}: not UTF-8 text ({exc.reason})") from exc
+    if not text:
+        raise DataFormatError(f"{path}: the file is empty")
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            raise DataFormatError(
+                f"{path}: line {i} is empty; every line must hold a sentence (lines are aligned"
+                " across languages, so a missing sentence cannot simply be dropped)"
+            )
+    return lines
+
+
+def language_from_filename(path: Path | str) -> str:
+    """``news.de.txt`` / ``de.txt`` / ``newstest2019-ref.deu.txt`` -> ``de``."""
+    name = Path(path).name
+    for suffix in TEXT_SUFFIXES:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    token = name.rsplit(".", 1)[-1].strip().lower()
+    if token in LANGUAGE_NAMES:
+        return token
+    if token in ISO3_CODES:
+        return ISO3_CODES[token]
+    raise UnknownLanguageError(
+        f"{path}: cannot tell the language from the file name ({token!r} is not a known language"
+        " code); name the files like news.de.txt or de.txt (ISO 639-1 codes such as en, de, zh)"
+    )
+
+
+def text_files_by_language(paths: Sequence[Path | str]) -> dict[str, Path]:
+    """Language -> file, from folders (every ``*.txt`` in them) and/or files; a language given
+    twice, a missing path or fewer than two languages are errors."""
+    files: dict[str, Path] = {}
+    for item in map(Path, paths):
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.is_file() and p.name.endswith(TEXT_SUFFIXES))
+            if not found:
+                raise DataFormatError(f"{item}: no .txt file in this folder (expected e.g. news.en.txt, news.de.txt)")
+        elif item.is_file():
+            found = [item]
+        else:
+            raise DatasetNotFoundError(f"{item}: no such file or folder")
+        for p in found:
+            lang = language_from_filename(p)
+            if lang in files:
+                raise DataFormatError(f"language {lang!r} given twice: {files[lang]} and {p}")
+            files[lang] = p
+    if len(files) < 2:
+        raise EmptySelectionError(
+            f"{', '.join(map(str, paths))}: a parallel test set needs files in at least two languages,"
+            f" found {', '.join(sorted(files)) or 'none'}"
+        )
+    return dict(sorted(files.items()))
+
+
+def read_aligned(files: Mapping[str, Path]) -> dict[str, list[str]]:
+    """Read line-aligned files; all must have the same number of lines (the error names both)."""
+    texts = {lang: read_text_lines(path) for lang, path in files.items()}
+    first = next(iter(texts))
+    for lang, lines in texts.items():
+        if len(lines) != len(texts[first]):
+            raise DataFormatError(
+                f"{files[lang]} has {len(lines)} lines but {files[first]} has {len(texts[first])};"
+                " line-aligned files must have the same number of lines"
+            )
+    return texts
+
+
+# --------------------------------------------------------------------------- building tasks
+
+
+def build_sentence_task(
+    name: str,
+    texts: Mapping[str, Sequence[str]],
+    *,
+    documents: Sequence[str] | None = None,
+    id_prefix: str = "",
+    notes: Mapping[str, object] | None = None,
+) -> RetrievalTask:
+    """Sentence retrieval over line-aligned texts (language -> lines).
+
+    Query and candidate ids are ``{prefix}{lang}:{line}`` (1-based line number), ``pair_id`` is the
+    line number, ``group`` the line's document (``documents[i]``) or ``line:{n}`` without documents.
+    Relevant: the same line in every other language. Excluded from a query's ranking: its own
+    sentence and any other line of its language holding the identical string.
+    """
+    langs = list(texts)
+    if len(langs) < 2:
+        raise EmptySelectionError(
+            f"{name}: sentence retrieval needs at least two languages (a query's relevant sentences"
+            f" are its translations); got {', '.join(langs) or 'none'}"
+        )
+    n = len(texts[langs[0]])
+    if any(len(texts[lang]) != n for lang in langs) or (documents is not None and len(documents) != n):
+        raise DataFormatError(f"{name}: the texts are not line-aligned (different numbers of lines)")
+    if n == 0:
+        raise EmptySelectionError(f"{name}: no lines")
+
+    def cid(lang: str, i: int) -> str:
+        return f"{id_prefix}{lang}:{i + 1}"
+
+    queries: list[Query] = []
+    candidates: list[Candidate] = []
+    relevant: dict[str, frozenset[str]] = {}
+    excluded: dict[str, frozenset[str]] = {}
+    duplicates: dict[str, int] = {}
+    for lang in langs:
+        lines_of: dict[str, list[int]] = {}
+        for i, text in enumerate(texts[lang]):
+            lines_of.setdefault(text, []).append(i)
+        duplicates[lang] = sum(len(v) - 1 for v in lines_of.values())
+        for i, text in enumerate(texts[lang]):
+            group = documents[i] if documents is not None else f"line:{i + 1}"
+            candidates.append(Candidate(id=cid(lang, i), language=lang, text=text, group=group))
+            qid = cid(lang, i)
+            queries.append(Query(id=qid, language=lang, text=text, pair_id=str(i + 1)))
+            relevant[qid] = frozenset(cid(other, i) for other in langs if other != lang)
+            excluded[qid] = frozenset(cid(lang, j) for j in lines_of[text])
+    task_notes: dict[str, object] = {
+        **(notes or {}),
+        "task": "sentences",
+        "languages": langs,
+        "lines": n,
+        "same_language_duplicate_lines": duplicates,
+        "queries_with_excluded_duplicates": sum(1 for v in excluded.values() if len(v) > 1),
+    }
+    return RetrievalTask(name=name, queries=queries, candidates=candidates, relevant=relevant,
+                         notes=task_notes, excluded=excluded)
+
+
+def load_parallel_text_task(paths: Sequence[Path | str], languages: Sequence[str] | str | None = None,
+                            name: str | None = None) -> RetrievalTask:
+    """Sentence-retrieval task from line-aligned text files (folders and/or files)."""
+    files = text_files_by_language(paths)
+    wanted = parse_languages(languages)
+    selected = select_languages(files, wanted, source=", ".join(map(str, paths)))
+    files = {lang: files[lang] for lang in selected}
+    texts = read_aligned(files)
+    if name is None:
+        first = Path(paths[0])
+        name = first.name if len(paths) == 1 and first.is_dir() else "parallel"
+    return build_sentence_task(name, texts, notes={
+        "format": "parallel-text", "files": {lang: str(p) for lang, p in files.items()},
+    })
+
+
+def load_parallel_jsonl_task(path: Path | str, languages: Sequence[str] | str | None = None) -> RetrievalTask:
+    """LAReQA-style task from a parallel QA JSONL (rules in the module docstring)."""
+    path = Path(path)
+    corpus = read_parallel_jsonl(path, languages)
+    queries: list[Query] = []
+    candidates: list[Candidate] = []
+    members: dict[str, list[str]] = {}
+    negatives = 0
+    for pair in corpus.pairs:
+        for lang in pair.languages:
+            e = pair.entries[lang]
+            item_id = f"{lang}:{pair.pair_id}"
+            queries.append(Query(id=item_id, language=lang, text=e.query, pair_id=pair.pair_id))
+            candidates.append(Candidate(id=item_id, language=lang, text=e.positive,
+                                        context=e.context or "", group=pair.pair_id))
+            members.setdefault(pair.pair_id, []).append(item_id)
+            negatives += len(e.negatives)
+    relevant = {q.id: frozenset(members[q.pair_id]) for q in queries}
+    copies = Counter((c.language, c.text) for c in candidates)
+    notes: dict[str, object] = {
+        "format": "parallel-jsonl",
+        "file": str(path),
+        "languages": corpus.languages,
+        "pairs": len(corpus.pairs),
+        "negatives_ignored": negatives,
+        "same_language_duplicate_positives": sum(n - 1 for n in copies.values() if n > 1),
+    }
+    return RetrievalTask(name=corpus_name(path), queries=queries, candidates=candidates,
+                         relevant=relevant, notes=notes)
+
+
+def _looks_like_path(value: str) -> bool:
+    return (os.sep in value or "/" in value or value.startswith(".")
+            or value.endswith(TEXT_SUFFIXES + JSONL_SUFFIXES))
+
+
+def load_task_or_path(dataset: str, data_dir: Path | str | None = None,
+                      languages: Sequence[str] | str | None = None) -> RetrievalTask:
+    """A registered dataset by name, else a path: a folder or comma-separated list of line-aligned
+    ``.txt`` files (sentence retrieval), or a parallel QA ``.jsonl``/``.jsonl.gz`` (LAReQA task)."""
+    from polyir.data.registry import REGISTRY, get_spec, load_task
+
+    if dataset in REGISTRY:
+        return load_task(dataset, data_dir=data_dir, languages=languages)
+    parts = [p.strip() for p in dataset.split(",") if p.strip()]
+    paths = [Path(p).expanduser() for p in parts]
+    if len(paths) == 1 and not paths[0].exists():
+        if not _looks_like_path(dataset):
+            try:
+                get_spec(dataset)
+            except DatasetNotFoundError as exc:
+                raise DatasetNotFoundError(
+                    f"{exc}; or give a path: a folder of line-aligned .txt files, a comma-separated"
+                    " list of them, or a parallel QA .jsonl"
+                ) from None
+        raise DatasetNotFoundError(f"{dataset}: no such file or folder (nor a registered dataset name)")
+    for p in paths:
+        if not p.exists():
+            raise DatasetNotFoundError(f"{p}: no such file or folder")
+    if len(paths) == 1 and paths[0].is_file():
+        p = paths[0]
+        if p.name.endswith(JSONL_SUFFIXES):
+            return load_parallel_jsonl_task(p, languages)
+        if p.name.endswith(TEXT_SUFFIXES):
+            raise EmptySelectionError(
+                f"{p}: one text file is not a parallel corpus; give a folder of line-aligned files or"
+                " a comma-separated list of them (news.en.txt,news.de.txt)"
+            )
+        raise DataFormatError(
+            f"{p}: unknown test-set file type; expected a parallel QA .jsonl/.jsonl.gz, a folder of"
+            " line-aligned .txt files, or a comma-separated list of .txt files"
+        )
+    return load_parallel_text_task(paths, languages)
