@@ -37,6 +37,9 @@ class LareqaPerQuery:
     rank_distance: np.ndarray  # (n_q,) max - min pooled rank of relevant candidates (NaN: < 2 relevant)
     best_rank: np.ndarray  # (n_q,) pooled rank of the best-ranked relevant candidate
     candidate_languages: tuple[str, ...]  # columns of ap_by_language
+    # (n_q, n_cand_lang) rank of the best relevant candidate within each single language Y (0: none);
+    # feeds the per-pair hit@1 (pairs.py); not written per query to keep result files small
+    best_rank_by_language: np.ndarray | None = None
 
     def ap_cr(self) -> np.ndarray:
         """``ap_by_language`` with each query's own language masked (NaN): the Cr. values."""
@@ -225,8 +228,11 @@ def lareqa_from_ranks(
     rank_dist = np.where(n_rel >= 2, (worst - best).astype(np.float64), np.nan)
 
     ap_by = np.empty((n_q, len(c_langs)), dtype=np.float64)
+    best_by = np.zeros((n_q, len(c_langs)), dtype=np.int64)
     for j, y in enumerate(c_langs):
-        ap_by[:, j] = ranks.pool_ranks([y]).average_precision()
+        pool_y = ranks.pool_ranks([y])
+        ap_by[:, j] = pool_y.average_precision()
+        best_by[:, j] = pool_y.best_rank()
     ap_mo = np.full(n_q, np.nan)
     for j, y in enumerate(c_langs):
         own = q_lang == y
@@ -280,6 +286,7 @@ def lareqa_from_ranks(
         rank_distance=rank_dist,
         best_rank=best,
         candidate_languages=c_langs,
+        best_rank_by_language=best_by,
     )
     tied_per_pair = ranks.ties.sum(axis=1)
     return LareqaResult(

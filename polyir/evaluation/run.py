@@ -12,6 +12,7 @@ import numpy as np
 
 from polyir.data.types import RetrievalTask
 from polyir.evaluation.lareqa import lareqa_metrics
+from polyir.evaluation.pairs import pairs_of_lareqa
 from polyir.models.cache import EmbeddingCache
 from polyir.models.encoder import Encoder, Precision
 from polyir.runinfo import Timer, versions
@@ -102,7 +103,7 @@ HEADLINE_KEYS = ("mo_map", "cr_map", "mul_map", "rank_distance", "mul_hit@1", "m
 
 
 def result_sections(result: Any) -> dict[str, Any]:
-    """Split a LareqaResult into the JSON sections: metrics, matrix, per_language, per_query, ..."""
+    """Split a LareqaResult into the JSON sections: metrics, matrix, pairs, per_language, per_query, ..."""
     flat = result.to_dict(per_query=True)
     metrics = {k: flat.pop(k) for k in list(flat) if k in HEADLINE_KEYS or k.startswith("mul_hit@")}
     matrix = {
@@ -114,7 +115,7 @@ def result_sections(result: Any) -> dict[str, Any]:
         [matrix["by_language"].get(x, {}).get(y) for y in matrix["candidate_languages"]]
         for x in matrix["query_languages"]
     ]
-    return {"metrics": metrics, "matrix": matrix, **flat}
+    return {"metrics": metrics, "matrix": matrix, "pairs": pairs_of_lareqa(result), **flat}
 
 
 def evaluate_encoder(
