@@ -308,6 +308,12 @@ def test_cli_evaluate_ntrex_sentences_shows_undefined_mo(tmp_path, tiny_model_di
     md = (tmp_path / "res" / "s.md").read_text()
     assert "| — |" in md.splitlines()[4]
     assert (tmp_path / "res" / "s.heatmap.png").stat().st_size > 1000
+    # comparing two such runs skips the undefined Mo. instead of failing on it
+    cmp = runner.invoke(app, ["compare", str(out), str(out), "--resamples", "200",
+                              "--output", str(tmp_path / "cmp.json")])
+    assert cmp.exit_code == 0, cmp.output
+    metrics = [row["metric"] for row in json.loads((tmp_path / "cmp.json").read_text())["rows"]]
+    assert "mo_map" not in metrics and "mul_map" in metrics and "cr_map" in metrics
 
 
 # ----------------------------------------------------------------------------- real data

@@ -87,6 +87,8 @@ def compare_results(
     for metric in METRICS:
         if metric not in a["metrics"] or metric not in b["metrics"]:
             continue
+        if a["metrics"][metric] is None or b["metrics"][metric] is None:
+            continue  # undefined on this task (e.g. Mo. on ntrex-sentences: no same-language relevant)
         va = per_query_values(a, metric)
         vb = per_query_values(b, metric)[order]
         perm = paired_permutation_test(vb, va, groups=groups, n_resamples=resamples, seed=seed)
