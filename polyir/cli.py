@@ -100,8 +100,23 @@ def evaluate(
     passage_max_length: Optional[int] = typer.Option(None, help="Max tokens per candidate (default from the model)."),
     max_pairs: Optional[int] = typer.Option(None, "--max-pairs", min=1, help="Quick look: only the first N question ids, with the paragraphs that answer them as the pool."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="MIRACL only: folder holding miracl-corpus-v1.0-<lang>/docs-*.jsonl.gz (default: <data dir>/miracl-corpus)."),
 ) -> None:
-    """Measure a model on a LAReQA-style task: Mo./Cr./Mul. mAP, rank distance, hit@k, X->Y matrix."""
+    """Measure a model on a LAReQA-style task: Mo./Cr./Mul. mAP, rank distance, hit@k, X->Y matrix;
+    or on MIRACL (--dataset miracl): nDCG@10 and Recall@100 per language."""
+    from polyir.commands.miracl import evaluate_miracl_command, is_miracl
+
+    if is_miracl(dataset):
+        if max_pairs:
+            raise PolyirError("--max-pairs is for LAReQA-style tasks, not MIRACL")
+        evaluate_miracl_command(
+            model=model, languages=languages, output=output, data_dir=data_dir, corpus=corpus,
+            precision=precision, batch_size=batch_size, device=device, cache=cache,
+            query_max_length=query_max_length, passage_max_length=passage_max_length, progress=progress,
+        )
+        return
+    if corpus is not None:
+        raise PolyirError("--corpus is for MIRACL (--dataset miracl)")
     from polyir.data.parallel import load_task_or_path
     from polyir.evaluation.report import print_summary, write_outputs
     from polyir.evaluation.run import EvalOptions, evaluate_encoder

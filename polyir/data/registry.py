@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from polyir.data import miracl as _miracl
 from polyir.data.lareqa import load_lareqa_corpus, load_lareqa_task
 from polyir.data import ntrex as _ntrex
 from polyir.data.types import ParallelQACorpus, RetrievalTask
@@ -47,6 +48,7 @@ class DataFile:
     sha256: str
     language: str | None = None  # the language a per-language file holds
     size: int | None = None  # bytes, informative
+    role: str = ""  # which of a language's files this is, when it has several (e.g. "qrels")
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,13 @@ class DatasetSpec:
             if f.language == language:
                 return f
         raise DatasetNotFoundError(f"dataset {self.name!r} has no file for language {language!r}")
+
+    def files_for(self, language: str) -> tuple[DataFile, ...]:
+        """Every file of ``language`` (several when a language has e.g. topics and qrels)."""
+        found = tuple(f for f in self.files if f.language == language)
+        if not found:
+            raise DatasetNotFoundError(f"dataset {self.name!r} has no file for language {language!r}")
+        return found
 
 
 @dataclass(frozen=True)
@@ -208,37 +217,47 @@ def resolve_files(name: str, data_dir: Path | str | None = None,
     """Local paths of a dataset's per-language files, downloading missing ones if allowed.
 
     ``verify`` checks the sha256 of files found locally (downloads are always checked).
+    For datasets with several files per language (e.g. MIRACL) see ``resolve_file_sets``.
     """
+    spec = get_spec(name)
+    sets = resolve_file_sets(name, data_dir, languages, download=download, verify=verify)
+    return {lang: roles[spec.file_for(lang).role] for lang, roles in sets.items()}
+
+
+def resolve_file_sets(name: str, data_dir: Path | str | None = None,
+                      languages: Sequence[str] | str | None = None, download: bool = True,
+                      verify: bool = False) -> dict[str, dict[str, Path]]:
+    """Like ``resolve_files``, for every file of each language: language -> role -> local path."""
     spec = get_spec(name)
     selected = _select(spec, languages)
     user_root = _user_root(data_dir)
     roots = ([user_root] if user_root else []) + [cache_data_dir()]
-    found: dict[str, Path] = {}
+    found: dict[str, dict[str, Path]] = {lang: {} for lang in selected}
     missing: list[tuple[str, DataFile]] = []
     for lang in selected:
-        f = spec.file_for(lang)
-        hit = _locate(f, roots)
-        if hit is None:
-            missing.append((lang, f))
-            continue
-        path = hit[1]
-        if verify:
-            _check(path, f.sha256)
-        found[lang] = path
+        for f in spec.files_for(lang):
+            hit = _locate(f, roots)
+            if hit is None:
+                missing.append((lang, f))
+                continue
+            path = hit[1]
+            if verify:
+                _check(path, f.sha256)
+            found[lang][f.role] = path
     if missing and not download:
         raise DatasetNotFoundError(
             _missing_message(spec, [f for _, f in missing], user_root, "downloading is turned off")
         )
     for i, (lang, f) in enumerate(missing):
         try:
-            found[lang] = download_file(f.url, cache_data_dir() / f.path, f.sha256)
+            found[lang][f.role] = download_file(f.url, cache_data_dir() / f.path, f.sha256)
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             reason = getattr(exc, "reason", None) or exc
             raise DatasetNotFoundError(_missing_message(
                 spec, [m for _, m in missing[i:]], user_root,
                 f"the download of {f.url} failed ({reason})",
             )) from exc
-    return {lang: found[lang] for lang in selected}
+    return found
 
 
 def resolve_shared_files(name: str, data_dir: Path | str | None = None, download: bool = True,
@@ -400,6 +419,29 @@ register(DatasetSpec(
     license="CC BY-NC 4.0 (file shipped with the data); MLQA data: CC BY-SA 3.0",
     source=f"{_LAREQA_REPO}@{_MLQA_R_COMMIT[:10]}",
     homepage=f"https://github.com/{_LAREQA_REPO}",
+))
+
+# MIRACL: dev topics + qrels per language (the passage corpus is brought by the user, see
+# polyir/data/miracl.py and README); evaluated by polyir.evaluation.miracl, not through a task view.
+register_kind("miracl", KindLoader())
+register(DatasetSpec(
+    name="miracl",
+    description="MIRACL v1.0 dev: monolingual Wikipedia retrieval, 18 languages (topics + qrels;"
+                " the passage corpus miracl/miracl-corpus is downloaded separately)",
+    kind="miracl",
+    languages=_miracl.MIRACL_LANGUAGES,
+    files=tuple(
+        DataFile(path=f"miracl/{name_of(lang)}", url=url_of(lang), sha256=sha, language=lang,
+                 size=size, role=role)
+        for lang, (t_sha, t_size, q_sha, q_size) in _miracl.DEV_FILES.items()
+        for role, name_of, url_of, sha, size in (
+            ("topics", _miracl.topics_name, _miracl.topics_url, t_sha, t_size),
+            ("qrels", _miracl.qrels_name, _miracl.qrels_url, q_sha, q_size),
+        )
+    ),
+    license="Apache-2.0 (MIRACL); passages are Wikipedia text (CC BY-SA)",
+    source="huggingface.co/datasets/miracl/miracl (main)",
+    homepage="https://github.com/project-miracl/miracl",
 ))
 
 

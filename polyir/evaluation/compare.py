@@ -16,7 +16,8 @@ import numpy as np
 from polyir.errors import DataFormatError, PolyirError
 from polyir.evaluation.significance import paired_permutation_test, paired_t_test
 
-METRICS = ("mo_map", "cr_map", "mul_map", "rank_distance", "mul_hit@1", "mul_hit@10")
+METRICS = ("mo_map", "cr_map", "mul_map", "rank_distance", "mul_hit@1", "mul_hit@10",
+           "ndcg@10", "recall@100")  # the last two: MIRACL, whose per_query holds them by name
 LOWER_IS_BETTER = {"rank_distance"}
 
 
@@ -60,6 +61,8 @@ def per_query_values(result: dict[str, Any], metric: str) -> np.ndarray:
         for j, y in enumerate(langs):
             mat[own == y, j] = np.nan
         return mat
+    if metric in pq:
+        return arr(metric)
     raise ValueError(f"unknown metric {metric!r}")
 
 
@@ -81,7 +84,7 @@ def compare_results(
     """Differences B - A per metric, each with the randomization test and the t-test."""
     order = _aligned_order(a, b)
     groups = np.array(a["per_query"]["query_lang"])
-    if "cr_map" in METRICS and list(a["per_query"]["ap_by_language"]) != list(b["per_query"]["ap_by_language"]):
+    if "ap_by_language" in a["per_query"] and list(a["per_query"]["ap_by_language"]) != list(b["per_query"]["ap_by_language"]):
         raise PolyirError("the two runs have different candidate languages; compare like with like")
     rows = []
     for metric in METRICS:
