@@ -79,6 +79,15 @@ def _register_subapps() -> None:
         )(experiment_command)
     except ImportError:  # pragma: no cover
         pass
+    try:
+        from polyir.commands.report import report_command
+
+        app.command(
+            "report",
+            help="One self-contained HTML report of experiments and evaluation results.",
+        )(report_command)
+    except ImportError:  # pragma: no cover
+        pass
 
 
 DATA_DIR_HELP = "Folder holding the dataset files (default: $POLYIR_DATA_DIR, then the user cache, then download)."

@@ -142,3 +142,16 @@ def group_means(pairs: Sequence[dict[str, Any]], groups: LanguageGroups, by: str
         "per_group": {g: {k: _mean(v) for k, v in d.items()} for g, d in per.items()},
         "cross": {g: {h: _mean(v) for h, v in row.items()} for g, row in cross.items()},
     }
+
+
+def group_per_language(
+    per_language: dict[str, dict[str, Any]], groups: LanguageGroups, by: str, keys: Sequence[str]
+) -> dict[str, dict[str, float | None]]:
+    """Group -> mean of each per query language figure (e.g. ``mul``, ``ndcg@10``) over its languages."""
+    out: dict[str, dict[str, float | None]] = {}
+    for g, langs in groups.groups(per_language, by).items():
+        out[g] = {}
+        for key in keys:
+            vals = [per_language[lang].get(key) for lang in langs]
+            out[g][key] = _mean([v for v in vals if isinstance(v, (int, float))])
+    return out
