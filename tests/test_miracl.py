@@ -31,7 +31,13 @@ from polyir.data.miracl import (
     topics_name,
 )
 from polyir.data.registry import DataFile, DatasetSpec, get_spec, resolve_file_sets
-from polyir.errors import DataFormatError, DatasetNotFoundError, EmptySelectionError, UnknownLanguageError
+from polyir.errors import (
+    DataFormatError,
+    DatasetNotFoundError,
+    EmptySelectionError,
+    PolyirError,
+    UnknownLanguageError,
+)
 from polyir.evaluation.miracl import (
     MiraclOptions,
     TopK,
@@ -436,7 +442,7 @@ def test_search_matches_brute_force_ranking(data: Path, tiny_model_dir: Path) ->
     assert out.counts == {"topics": 5, "queries": 3, "passages": 130, "judgments": 7, "relevant": 4}
     assert out.notes["queries_without_relevant"] == ["3", "5"]
     assert out.notes["relevant_not_in_corpus"] == 2
-    with pytest.raises(Exception, match="k must be at least 100"):
+    with pytest.raises(PolyirError, match="k must be at least 100"):
         evaluate_language(encoder, "sw", topics, qrels, iter_corpus(shards), MiraclOptions(k=10))
 
 

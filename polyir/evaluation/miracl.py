@@ -358,7 +358,7 @@ def write_trec_run(run: Run, path: Path | str, tag: str = "polyir") -> Path:
     with open(path, "w", encoding="utf-8") as out:
         for q, hits in run.items():
             for rank, (docid, score) in enumerate(hits, start=1):
-                out.write(f"{q} Q0 {docid} {rank} {score:.6f} {tag}\n")
+                out.write(f"{q} Q0 {docid} {rank} {score:.9g} {tag}\n")
     return path
 
 
