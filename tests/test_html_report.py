@@ -239,6 +239,44 @@ def test_loose_results_and_old_files_without_pairs(study, tmp_path):
     assert len(page2.tables_of("summary")) == 3
 
 
+def _miracl_like(path: Path, shift: float) -> Path:
+    """A result in the shape `polyir evaluate --dataset miracl` writes (no matrix: nDCG@10, Recall@100)."""
+    import numpy as np
+
+    rng = np.random.default_rng(int(shift * 100))
+    langs = ["sw", "te", "yo"]
+    pq = {"query_id": [], "query_lang": [], "ndcg@10": [], "recall@100": []}
+    for lang in langs:
+        for i in range(20):
+            pq["query_id"].append(f"{lang}:{i}")
+            pq["query_lang"].append(lang)
+            pq["ndcg@10"].append(float(np.clip(0.4 + shift + rng.normal(0, 0.1), 0, 1)))
+            pq["recall@100"].append(float(np.clip(0.7 + shift + rng.normal(0, 0.1), 0, 1)))
+    per_language = {lang: {m: float(np.mean([v for v, q in zip(pq[m], pq["query_lang"]) if q == lang]))
+                           for m in ("ndcg@10", "recall@100")} | {"queries": 20, "passages": 1000} for lang in langs}
+    data = {"format": "polyir.miracl/1", "task": "miracl-dev", "dataset": "miracl", "model": path.stem,
+            "config": {"languages": langs}, "versions": {"polyir": "0.1.0"},
+            "metrics": {m: float(np.mean([per_language[x][m] for x in langs])) for m in ("ndcg@10", "recall@100")},
+            "per_language": per_language, "per_query": pq}
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_results_without_a_matrix_still_report(tmp_path):
+    files = [_miracl_like(tmp_path / "base.json", 0.0), _miracl_like(tmp_path / "tuned.json", 0.1)]
+    html = write_report(files, tmp_path / "r.html", resamples=200).read_text(encoding="utf-8")
+    page = Page(html)
+    _check_self_contained(html, page)
+    assert page.tables_of("summary")[0]["rows"] == 2 and "Test set miracl" in page.headings
+    assert page.tables_of("tests")[0]["rows"] == 2  # nDCG@10 and Recall@100 against the first file
+    # +0.1 on 60 queries is significant; the reference file is named base, so the mark reads B+
+    assert html.count('class="mark better"') == 2 and ">B+**</span>" in html
+    assert {i["alt"] for i in page.images} == {"ndcg@10 bars on miracl", "recall@100 bars on miracl"}
+    groups = page.tables_of("groups-resource")[0]
+    assert groups["rows"] == 2  # low (sw, te, yo) x nDCG@10, Recall@100
+    assert not page.tables_of("weakest")
+
+
 def test_rebuilt_pairs_flag_the_same_pairs(study, tmp_path):
     from polyir.evaluation.pairs import pairs_of_result
 

@@ -29,6 +29,11 @@ def _colors(n: int) -> list[Any]:
     return [cmap(i % 10) for i in range(n)]
 
 
+def _row_colors(view: TestSetView) -> dict[str, Any]:
+    """One colour per row of the view, the same in every chart of it."""
+    return dict(zip((r.name for r in view.rows), _colors(len(view.rows))))
+
+
 def heatmap(
     rows: list[str],
     cols: list[str],
@@ -91,7 +96,9 @@ def headline_bars(view: TestSetView) -> str | None:
     ax = fig.subplots()
     x = np.arange(len(metrics))
     width = 0.8 / max(1, len(rows))
-    for j, (row, color) in enumerate(zip(rows, _colors(len(rows)))):
+    colors = _row_colors(view)
+    for j, row in enumerate(rows):
+        color = colors[row.name]
         vals = [row.metrics.get(m) or 0.0 for m in metrics]
         errs = [row.std.get(m, 0.0) for m in metrics]
         ax.bar(x + j * width, vals, width, yerr=errs, label=row.name, color=color)
@@ -116,7 +123,9 @@ def rank_distance_bars(view: TestSetView) -> str | None:
     ax = fig.subplots()
     x = np.arange(len(groups))
     width = 0.8 / len(rows)
-    for j, (row, color) in enumerate(zip(rows, _colors(len(rows)))):
+    colors = _row_colors(view)
+    for j, row in enumerate(rows):
+        color = colors[row.name]
         vals = [(per[row.name].get(lang, {}).get("rank_distance") or np.nan) for lang in langs]
         vals.append(row.metrics["rank_distance"])
         errs = [0.0] * len(langs) + [row.std.get("rank_distance", 0.0)]
@@ -156,4 +165,28 @@ def alpha_curve(summary: dict[str, Any]) -> str | None:
             ax.axvline(alpha["chosen"], color="gray", lw=0.8, ls=":")
     if labels:
         right.legend(fontsize=7)
+    return data_uri(fig)
+
+
+def per_language_bars(view: TestSetView, metric: str) -> str | None:
+    """One figure per other metric (e.g. MIRACL's nDCG@10): its value per query language, a bar per row."""
+    rows = [r for r in view.rows if r.same_as is None and r.results]
+    per = {r.name: mean_per_language(r.results) for r in rows}
+    langs = sorted({lang for p in per.values() for lang, v in p.items() if v.get(metric) is not None})
+    if not langs:
+        return None
+    groups = [*langs, "macro"]
+    fig = Figure(figsize=(2.0 + 0.22 * len(groups) * len(rows), 3.3), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(groups))
+    width = 0.8 / len(rows)
+    colors = _row_colors(view)
+    for j, row in enumerate(rows):
+        color = colors[row.name]
+        vals = [per[row.name].get(lang, {}).get(metric) for lang in langs] + [row.metrics.get(metric)]
+        ax.bar(x + j * width, [np.nan if v is None else v for v in vals], width, label=row.name, color=color)
+    ax.set_xticks(x + width * (len(rows) - 1) / 2, groups, fontsize=8)
+    ax.set_ylabel(metric_label(metric))
+    ax.set_title(f"{view.label}: {metric_label(metric)} by query language", fontsize=9)
+    ax.legend(fontsize=7, ncols=2)
     return data_uri(fig)

@@ -15,6 +15,7 @@ from polyir.language_groups import LanguageGroups, group_means, group_per_langua
 from polyir.report import charts
 from polyir.report.study import Experiment, Study
 from polyir.report.views import (
+    KNOWN_METRICS,
     RowView,
     TestSetView,
     experiment_views,
@@ -62,7 +63,7 @@ def fmt(key: str, value: Any) -> str:
     """A figure as text: rank distance with 1 decimal, counts as integers, other figures with 4."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "–"
-    if key.startswith("n_") or key in ("queries", "candidates"):
+    if key.startswith("n_") or key in ("queries", "candidates", "passages"):
         return str(int(value))
     if not isinstance(value, (int, float)):
         return str(value)
@@ -256,7 +257,7 @@ def _weakest_table(view: TestSetView, pairs: dict[str, dict[str, Any] | None]) -
 
 _PAIR_FIGURES = (("mo", "Mo."), ("cr_out", "Cr. out"), ("cr_in", "Cr. in"))
 # counts, what the pairs give already, and hit@k (in the per-language table)
-_SKIP_PER_LANGUAGE = {"n_queries", "queries", "mo", "cr", "mul_hit@1", "mul_hit@10"}
+_SKIP_PER_LANGUAGE = {"n_queries", "queries", "passages", "candidates", "mo", "cr", "mul_hit@1", "mul_hit@10"}
 _PER_LANGUAGE_LABELS = {"mul": "Mul.", "rank_distance": "Rank dist."}
 _LOWER = {"rank_distance"}
 
@@ -278,10 +279,10 @@ def _group_tables(view: TestSetView, pairs: dict[str, dict[str, Any] | None], gr
     if not shown:
         return ""
     keys = _per_language_keys(per[shown[0].name])
-    out = ['<h4>By language group</h4><p class="note">Mo.: mean mAP(X→X) over X in the group; Cr. out: '
-           "mean mAP(X→Y), X in the group, Y ≠ X; Cr. in: mean mAP(X→Y), Y in the group, X ≠ Y; other figures: "
-           "mean over the group's query languages. The best row in bold. Groups from "
-           f"{esc(groups.source)}.</p>"]
+    pair_note = ("Mo.: mean mAP(X→X) over X in the group; Cr. out: mean mAP(X→Y), X in the group, Y ≠ X; "
+                 "Cr. in: mean mAP(X→Y), Y in the group, X ≠ Y; other figures: ") if any(pairs.get(r.name) for r in shown) else "Figures: "
+    out = [f'<h4>By language group</h4><p class="note">{pair_note}mean over the group\'s query languages. '
+           f"The best row in bold. Groups from {esc(groups.source)}.</p>"]
     for by in groups.columns:
         by_pairs = {r.name: group_means(pairs[r.name]["by_pair"], groups, by) for r in shown if pairs.get(r.name)}
         by_lang = {r.name: group_per_language(per[r.name], groups, by, keys) for r in shown}
@@ -351,6 +352,10 @@ def test_set_section(view: TestSetView, groups: LanguageGroups, ids: _Ids, prefi
     parts.append(figure(charts.rank_distance_bars(view), f"rank distance bars on {view.label}",
                         "rank distance (max − min pooled rank of a query's relevant candidates) per query language "
                         "and macro; lower means less language bias"))
+    for metric in view.metric_keys():
+        if metric not in KNOWN_METRICS:
+            parts.append(figure(charts.per_language_bars(view, metric), f"{metric} bars on {view.label}",
+                                f"{metric} per query language and macro"))
     parts.append("</div>")
     heat = _heatmaps(view, pairs)
     if heat:
