@@ -212,6 +212,20 @@ def test_single_alpha_has_no_alpha_curve(study, tmp_path):
     assert [t["rows"] for t in page.tables_of("summary")] == list(_summary_rows(study["single"]).values())
 
 
+def test_summary_only_folder(study, tmp_path):
+    """As docs/results/<experiment> holds it in a clean clone: summary.json and experiment.json only."""
+    folder = tmp_path / "results"
+    folder.mkdir()
+    for name in ("summary.json", "experiment.json"):
+        shutil.copy(study["single"] / name, folder / name)
+    html = write_report([folder], tmp_path / "r.html").read_text(encoding="utf-8")
+    page = Page(html)
+    _check_self_contained(html, page)
+    assert [t["rows"] for t in page.tables_of("summary")] == list(_summary_rows(folder).values())
+    assert "holds no <code>eval/" in html
+    assert not [i for i in page.images if i["alt"].startswith("X→Y heatmap")] and not page.tables_of("weakest")
+
+
 def test_loose_results_and_old_files_without_pairs(study, tmp_path):
     evals = study["evals"]
     label = LABELS["xquad-r"]

@@ -119,7 +119,7 @@ def rank_distance_bars(view: TestSetView) -> str | None:
     per = {r.name: mean_per_language(r.results) for r in rows}
     langs = sorted({lang for p in per.values() for lang in p})
     groups = [*langs, "macro"]
-    fig = Figure(figsize=(2.0 + 0.22 * len(groups) * len(rows), 3.3), layout="constrained")
+    fig = Figure(figsize=(max(5.5, 2.0 + 0.22 * len(groups) * len(rows)), 3.3), layout="constrained")
     ax = fig.subplots()
     x = np.arange(len(groups))
     width = 0.8 / len(rows)
@@ -176,7 +176,7 @@ def per_language_bars(view: TestSetView, metric: str) -> str | None:
     if not langs:
         return None
     groups = [*langs, "macro"]
-    fig = Figure(figsize=(2.0 + 0.22 * len(groups) * len(rows), 3.3), layout="constrained")
+    fig = Figure(figsize=(max(5.5, 2.0 + 0.22 * len(groups) * len(rows)), 3.3), layout="constrained")
     ax = fig.subplots()
     x = np.arange(len(groups))
     width = 0.8 / len(rows)

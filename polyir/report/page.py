@@ -40,7 +40,7 @@ th{background:#f3f5f7;text-align:left}td.num{text-align:right;font-variant-numer
 tr.ref td:first-child{font-weight:600}td.best{font-weight:700}
 td.group{background:#fafbfc;font-weight:600}
 .sd{display:inline-block;min-width:4.4em;text-align:left;padding-left:.35em;color:#6e7781;font-size:.85em}
-.v{display:inline-block;min-width:3.6em;text-align:right}.marks{display:inline-block;text-align:left}
+.v{display:inline-block;min-width:4.3em;text-align:right}.marks{display:inline-block;text-align:left}
 .mark{font-size:.82em;margin-left:.35em;padding:0 .25em;border-radius:3px;white-space:nowrap}
 .mark.better{background:#dafbe1;color:#116329}.mark.worse{background:#ffebe9;color:#a40e26}
 .spread{color:#6e7781;font-size:.85em}
@@ -389,6 +389,10 @@ def experiment_section(exp: Experiment, groups: LanguageGroups, ids: _Ids, k: in
     parts = [f'<section class="experiment" id="{anchor}"><h2>Experiment {esc(exp.name)}</h2>',
              f'<p class="meta">folder {esc(exp.path)}; seeds {esc(exp.summary.get("seeds"))}; '
              f'{len(exp.results)} result files, {len(exp.runs)} training runs</p>']
+    if not exp.results:
+        parts.append('<p class="note">This folder holds no <code>eval/&lt;run&gt;/&lt;test set&gt;.json</code> result '
+                     "files, so the page shows summary.json only: heatmaps, per-pair, per-language and group "
+                     "figures need the result files <code>polyir experiment</code> writes.</p>")
     alpha = exp.summary.get("alpha") or {}
     if alpha.get("chosen") is not None:
         chosen = f"{alpha['chosen']:g}"
@@ -423,8 +427,9 @@ def experiment_section(exp: Experiment, groups: LanguageGroups, ids: _Ids, k: in
     parts.append(f'<section id="{sub}"><h3>Configuration</h3>'
                  + (details("experiment.json: config", pre(cfg)) if cfg else "<p class='note'>no experiment.json</p>")
                  + _run_details(exp)
-                 + details("Evaluation settings of each result file",
-                           pre({str(r.path.relative_to(exp.path)): r.data.get("config") for r in exp.results}))
+                 + (details("Evaluation settings of each result file",
+                            pre({str(r.path.relative_to(exp.path)): r.data.get("config") for r in exp.results}))
+                    if exp.results else "")
                  + "</section>")
     parts.append("</section>")
     return anchor, toc, "".join(parts)
@@ -479,6 +484,8 @@ def _groups_table(study: Study, groups: LanguageGroups) -> str:
         m = r.data.get("matrix") or {}
         langs |= set(m.get("query_languages") or []) | set(m.get("candidate_languages") or [])
         langs |= set((r.data.get("per_language") or {}).keys())
+    if not langs:
+        return "<p class='note'>No result file here names its languages.</p>"
     rows = [[c, groups.name(c), *[groups.group(c, by) for by in groups.columns]] for c in sorted(langs)]
     return table(["code", "name", *groups.columns], rows, "language-groups")
 
