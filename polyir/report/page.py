@@ -384,9 +384,9 @@ def _run_details(exp: Experiment) -> str:
 
 def experiment_section(exp: Experiment, groups: LanguageGroups, ids: _Ids, k: int, margin: float) -> tuple[str, list[tuple[str, str]], str]:
     """(anchor, [(sub-anchor, label)], HTML) of one experiment."""
-    anchor = ids("experiment", exp.name)
+    anchor = ids("experiment", exp.label)
     toc = []
-    parts = [f'<section class="experiment" id="{anchor}"><h2>Experiment {esc(exp.name)}</h2>',
+    parts = [f'<section class="experiment" id="{anchor}"><h2>Experiment {esc(exp.label)}</h2>',
              f'<p class="meta">folder {esc(exp.path)}; seeds {esc(exp.summary.get("seeds"))}; '
              f'{len(exp.results)} result files, {len(exp.runs)} training runs</p>']
     if not exp.results:
@@ -503,12 +503,13 @@ def build_report(
     from polyir.runinfo import versions
 
     ids = _Ids()
-    title = title or "polyir report: " + ", ".join([e.name for e in study.experiments] + (["evaluation results"] if study.loose else []))
+    names = list(dict.fromkeys([e.name for e in study.experiments] + (["evaluation results"] if study.loose else [])))
+    title = title or "polyir report: " + ", ".join(names)
     toc: list[tuple[str, str, list[tuple[str, str]]]] = []
     body = []
     for exp in study.experiments:
         anchor, sub, html = experiment_section(exp, groups, ids, k, margin)
-        toc.append((anchor, f"Experiment {exp.name}", sub))
+        toc.append((anchor, f"Experiment {exp.label}", sub))
         body.append(html)
     if study.loose:
         anchor, sub, html = loose_section(study, groups, ids, k, margin, resamples)

@@ -46,6 +46,11 @@ class Experiment:
     def name(self) -> str:
         return str(self.summary.get("name") or self.path.name)
 
+    @property
+    def label(self) -> str:
+        """The name, with the folder's name when they differ (a copy, or two runs of one config)."""
+        return self.name if self.path.name == self.name else f"{self.name} ({self.path.name})"
+
 
 @dataclass
 class Study:
@@ -133,6 +138,22 @@ def _label_loose(loose: list[ResultFile]) -> None:
             r.row = f"{r.path.parent.name}/{r.path.stem}"
 
 
+_MODEL_FILES = ("modules.json", "model.safetensors", "pytorch_model.bin")
+
+
+def _may_be_result(path: Path, root: Path) -> bool:
+    """Cheap filter while searching ``root``: not inside a model or checkpoint folder, and the file's
+    start names ``format`` or ``metrics`` (results are written with ``format`` first)."""
+    if "checkpoints" in path.relative_to(root).parts or any((path.parent / m).exists() for m in _MODEL_FILES):
+        return False
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return b'"format"' in head or b'"metrics"' in head
+
+
 def load_study(paths: list[Path]) -> Study:
     """Read every experiment folder and result JSON named (or found below a named folder)."""
     if not paths:
@@ -165,7 +186,7 @@ def load_study(paths: list[Path]) -> Study:
                 experiments.append(load_experiment_folder(exp))
             found += 1
         for f in sorted(path.rglob("*.json")):
-            if any(exp in f.parents for exp in found_exp) or f.resolve() in seen:
+            if any(exp in f.parents for exp in found_exp) or f.resolve() in seen or not _may_be_result(f, path):
                 continue
             try:
                 data = read_json(f)
