@@ -212,6 +212,18 @@ def test_single_alpha_has_no_alpha_curve(study, tmp_path):
     assert [t["rows"] for t in page.tables_of("summary")] == list(_summary_rows(study["single"]).values())
 
 
+def test_results_not_yet_in_the_summary_are_shown(study, tmp_path):
+    """An α sweep still running: eval/hybrid-a0.25-s0 exists, summary.json does not list it yet."""
+    folder = tmp_path / "running"
+    shutil.copytree(study["single"], folder)
+    shutil.copytree(study["evals"]["hybrid-a0.25-s0"][LABELS["xquad-r"]].parent, folder / "eval" / "hybrid-a0.25-s0")
+    html = write_report([folder], tmp_path / "r.html").read_text(encoding="utf-8")
+    page = Page(html)
+    expected = [n + 1 for n in _summary_rows(folder).values()]
+    assert [t["rows"] for t in page.tables_of("summary")] == expected
+    assert any(i["alt"] == "X→Y heatmap of hybrid@0.25 on xquad-r[en,de,es]" for i in page.images)
+
+
 def test_summary_only_folder(study, tmp_path):
     """As docs/results/<experiment> holds it in a clean clone: summary.json and experiment.json only."""
     folder = tmp_path / "results"

@@ -124,6 +124,13 @@ def experiment_views(exp: Experiment) -> list[TestSetView]:
             elif files:
                 shown[key] = name
             rows.append(view)
+        used = {str(f.path) for r in rows for f in r.results}
+        for name in order_rows([k for k, files in by_row.items() if not {str(f.path) for f in files} & used]):
+            # evaluated but not (yet) in summary.json, e.g. an α sweep still running: shown without tests
+            files = by_row[name]
+            entry = _entry_from_results(files)
+            rows.append(RowView(name=name, metrics={k: v for k, v in entry.items() if k not in _NOT_METRICS},
+                                std=dict(entry.get("std") or {}), n_seeds=len(files), results=files))
         reference = "base" if any(r.name == "base" for r in rows) else None
         views.append(TestSetView(label, rows, reference, str(exp.summary.get("marks") or "")))
     return views
