@@ -34,6 +34,7 @@ def setup(tmp_path, tiny_model_dir, monkeypatch):
         "train.data.train=[{source: mlqa-r, languages: [en, de, es]}]",
         "evaluation.precision=fp32",
         "evaluation.resamples=200",
+        "guard.sets=[]",
         f"output_dir={tmp_path / 'exp'}",
     ]
     return tmp_path / "exp", sets
@@ -102,3 +103,91 @@ def test_bad_experiment_configs_name_the_key(tmp_path):
         load_experiment(None, ["train.optim.lr=-1"])
     with pytest.raises(PolyirError, match="arms"):
         load_experiment(None, ["arms=[sideways]"])
+    with pytest.raises(PolyirError, match="merge_weights"):
+        load_experiment(None, ["merge_weights=[1.0]"])
+    with pytest.raises(PolyirError, match="guard.metrics"):
+        load_experiment(None, ["guard.metrics=[ndcg]"])
+    with pytest.raises(PolyirError, match="regularization.bogus"):
+        load_experiment(None, ["variants=[{name: v, set: [regularization.bogus=1]}]"])
+    with pytest.raises(PolyirError, match="taken"):
+        load_experiment(None, ["variants=[{name: hybrid}]"])
+
+
+def _guard_texts(folder, n: int = 12) -> str:
+    """Line-aligned en/de/es files: line i names the same made-up fact in three languages."""
+    folder.mkdir(parents=True)
+    words = {"en": "the", "de": "die", "es": "la"}
+    for lang, w in words.items():
+        lines = [f"{w} {'alpha beta gamma delta'.split()[i % 4]} {i} {w} end" for i in range(n)]
+        (folder / f"{lang}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(folder)
+
+
+def test_guard_sets_variants_merges_and_selection(setup, tmp_path):
+    out, sets = setup
+    guard = _guard_texts(tmp_path / "guard")
+    _run([*sets, "arms=[hybrid]", "guard.sets=[{dataset: " + guard + "}]", "merge_weights=[0.5]",
+          "variants=[{name: hybrid+distill, set: [regularization.distill_weight=1.0]}]"])
+    summary = json.loads((out / "summary.json").read_text())
+    label = "guard:" + guard
+    rows = {"base", "hybrid", "hybrid+distill", "hybrid+merge@0.5"}
+    assert rows <= set(summary["results"][label]) and rows <= set(summary["results"]["xquad-r[en,de,es]"])
+    for row in rows:
+        entry = summary["results"][label][row]
+        assert 0.0 <= entry["cr_top1_non_en"] <= 1.0 and entry["mo_map"] is None  # no same-language relevant
+        if row != "base":
+            assert set(entry["vs_base"]) == {"cr_map", "mul_map", "rank_distance", "cr_top1_non_en"}
+    # the halves: validation figures exist for every row, and are not the test half's
+    val = summary["guard"]["validation"]["guard-val:" + guard]
+    assert rows <= set(val)
+    test_eval = json.loads((out / "eval" / "base" / f"guard--{guard.replace('/', '_')}.json").read_text())
+    val_eval = json.loads((out / "eval" / "base" / f"guard-val--{guard.replace('/', '_')}.json").read_text())
+    assert not set(test_eval["per_query"]["query_id"]) & set(val_eval["per_query"]["query_id"])
+    # the merge is a real model halfway between base and hybrid, scored on the training validation split
+    assert (out / "merges" / "merge-w0.5-s0" / "modules.json").is_file()
+    assert json.loads((out / "validation" / "merge-w0.5-s0.json").read_text())["val_mul_map"] is not None
+    distill_log = (out / "runs" / "hybrid+distill-s0" / "log.jsonl").read_text()
+    assert "loss_distill" in distill_log
+    # selection: the best validation value among the eligible candidates
+    sel = summary["selection"]
+    assert [c["row"] for c in sel["candidates"]] == ["hybrid", "hybrid+distill", "hybrid+merge@0.5"]
+    eligible = [c for c in sel["candidates"] if c["eligible"]]
+    assert all(not c["guard_losses"] for c in eligible)
+    if eligible:
+        assert sel["chosen"] == max(eligible, key=lambda c: c["validation"])["row"]
+    else:
+        assert sel["chosen"] is None
+    md = (out / "table.md").read_text()
+    assert "## Selection" in md and "(guard set, test half)" in md
+    assert (out / "tradeoff.png").stat().st_size > 1000
+
+
+def _made_up_table(diffs: dict[str, tuple[float, float]]) -> dict:
+    return {"base": {}, **{row: {"vs_base": {"mul_map": {"diff": d, "p": p, "better": d > 0}}}
+                           for row, (d, p) in diffs.items()}}
+
+
+def test_guard_flags_and_selection_on_made_up_results():
+    from polyir.experiment.config import ExperimentConfig
+    from polyir.experiment.summary import guard_flags, select
+
+    results = {
+        "xquad-r": _made_up_table({"hybrid": (-0.2, 0.001)}),  # not a guard set: never flagged
+        "guard:news": _made_up_table({"hybrid": (-0.05, 0.001), "hybrid+merge@0.5": (-0.01, 0.3),
+                                      "hybrid+distill": (0.02, 0.01)}),
+    }
+    flags = guard_flags(results, ["mul_map"], 0.05)
+    assert [(f["set"], f["row"]) for f in flags] == [("guard:news", "hybrid")]
+
+    config = ExperimentConfig.model_validate({
+        "merge_weights": [0.5], "variants": [{"name": "hybrid+distill"}],
+        "guard": {"sets": [{"dataset": "news"}], "metrics": ["mul_map"]},
+    })
+    guard_val = {"guard-val:news": results["guard:news"]}
+    validation = {"hybrid@0.5": {0: 0.9, 1: 0.8}, "hybrid+distill": {0: 0.7}, "hybrid+merge@0.5": {0: 0.8}}
+    sel = select(config, validation, guard_val, 0.5)
+    assert sel["best_ignoring_guard"] == "hybrid"  # mean 0.85, but it loses on the guard
+    assert sel["chosen"] == "hybrid+merge@0.5"  # 0.8 > 0.7, and no significant guard loss
+    assert [c["eligible"] for c in sel["candidates"]] == [False, True, True]
+    config.selection.respect_guard = False
+    assert select(config, validation, guard_val, 0.5)["chosen"] == "hybrid"

@@ -256,3 +256,66 @@ def test_split_is_seeded_and_disjoint():
     assert {p.pair_id for p in va3.pairs} != {p.pair_id for p in va.pairs}
     with pytest.raises(PolyirError, match="nothing to train"):
         split_pairs(corpus, fraction=0.0, count=40, seed=0)
+
+
+def _mean_cos(enc_a, enc_b, texts, kind) -> float:
+    a = enc_a.encode(texts, kind, show_progress=False)
+    b = enc_b.encode(texts, kind, show_progress=False)
+    return float((a * b).sum(axis=1).mean())  # both normalised
+
+
+def _train_variant(setup, out: Path, regularization: dict | None = None):
+    from polyir.models.resolve import load_encoder
+
+    raw = make_config(setup, out, max_steps=20)
+    if regularization:
+        raw["regularization"] = regularization
+    train(config_from_dict(raw))
+    return load_encoder(str(out / "last"), device="cpu")
+
+
+def test_distillation_keeps_the_student_near_the_teacher(setup, tmp_path, monkeypatch):
+    from polyir.models.resolve import load_encoder
+
+    monkeypatch.setenv("POLYIR_CACHE_DIR", str(tmp_path / "cache"))
+    base = load_encoder(str(setup[0]), device="cpu")
+    texts = [e.query for p in synthetic_corpus().pairs for e in p.entries.values()]
+    plain = _train_variant(setup, tmp_path / "plain")
+    distilled = _train_variant(setup, tmp_path / "distill", {"distill_weight": 20.0})
+    assert _mean_cos(distilled, base, texts, "query") > _mean_cos(plain, base, texts, "query") + 0.01
+    rows = [json.loads(x) for x in (tmp_path / "distill" / "log.jsonl").read_text().splitlines()]
+    parts = [r["loss_distill"] for r in rows if r["type"] == "train"]
+    assert len(parts) == 20 and all(v >= 0 for v in parts)
+    # the teacher's embeddings of the corpus were cached on disk for the next run
+    assert any((tmp_path / "cache" / "embeddings").rglob("*.npy"))
+
+
+def test_alignment_pulls_translations_together(setup, tmp_path):
+    corpus = synthetic_corpus()
+    en = [p.entries["en"].query for p in corpus.pairs]
+    de = [p.entries["de"].query for p in corpus.pairs]
+    plain = _train_variant(setup, tmp_path / "plain")
+    aligned = _train_variant(setup, tmp_path / "align", {"align_weight": 20.0, "align_on": "both"})
+
+    def parallel_cos(enc) -> float:
+        a = enc.encode(en, "query", show_progress=False)
+        b = enc.encode(de, "query", show_progress=False)
+        return float((a * b).sum(axis=1).mean())
+
+    assert parallel_cos(aligned) > parallel_cos(plain) + 0.01
+    rows = [json.loads(x) for x in (tmp_path / "align" / "log.jsonl").read_text().splitlines()]
+    assert all(r["loss_align"] >= 0 for r in rows if r["type"] == "train")
+
+
+def test_gradcache_with_regularisers_matches_plain(setup, tmp_path, monkeypatch):
+    monkeypatch.setenv("POLYIR_CACHE_DIR", str(tmp_path / "cache"))
+    reg = {"distill_weight": 2.0, "distill_loss": "kl", "align_weight": 1.0, "align_on": "both"}
+    runs = {}
+    for name, extra in (("plain", {}), ("gc", {"grad_cache": True, "grad_cache_chunk_size": 64})):
+        raw = make_config(setup, tmp_path / name, max_steps=2, **extra)
+        raw["regularization"] = reg
+        runs[name] = train(config_from_dict(raw))
+    assert runs["gc"].losses == pytest.approx(runs["plain"].losses, abs=1e-5)
+    wp, wc = _weights(runs["plain"].last_dir), _weights(runs["gc"].last_dir)
+    for name in wp:
+        assert torch.allclose(wp[name], wc[name], atol=1e-5), name

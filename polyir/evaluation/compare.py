@@ -19,6 +19,7 @@ from polyir.evaluation.significance import paired_permutation_test, paired_t_tes
 METRICS = ("mo_map", "cr_map", "mul_map", "rank_distance", "mul_hit@1", "mul_hit@10",
            "ndcg@10", "recall@100")  # the last two: MIRACL, whose per_query holds them by name
 LOWER_IS_BETTER = {"rank_distance"}
+TOP1_METRICS = ("cr_top1", "cr_top1_non_en")  # derived from per-query AP by language, see _top1_per_query
 
 
 def load_result(path: Path) -> dict[str, Any]:
@@ -53,17 +54,51 @@ def per_query_values(result: dict[str, Any], metric: str) -> np.ndarray:
         k = int(metric.split("@", 1)[1])
         return (arr("best_rank") <= k).astype(float)
     if metric == "cr_map":
-        langs = list(pq["ap_by_language"])
-        mat = np.array(
-            [[np.nan if v is None else v for v in pq["ap_by_language"][y]] for y in langs], dtype=float
-        ).T
-        own = np.array(pq["query_lang"])
-        for j, y in enumerate(langs):
-            mat[own == y, j] = np.nan
-        return mat
+        return _cross_language_ap(pq)[1]
+    if metric in TOP1_METRICS:
+        return _top1_per_query(pq, skip_english=metric == "cr_top1_non_en")
     if metric in pq:
         return arr(metric)
     raise ValueError(f"unknown metric {metric!r}")
+
+
+def _cross_language_ap(pq: dict[str, Any]) -> tuple[list[str], np.ndarray]:
+    """(candidate languages, queries x languages AP with each query's own language masked)."""
+    langs = list(pq["ap_by_language"])
+    mat = np.array(
+        [[np.nan if v is None else v for v in pq["ap_by_language"][y]] for y in langs], dtype=float
+    ).T.reshape(len(pq["query_lang"]), len(langs))
+    own = np.array(pq["query_lang"])
+    for j, y in enumerate(langs):
+        mat[own == y, j] = np.nan
+    return langs, mat
+
+
+def _top1_per_query(pq: dict[str, Any], *, skip_english: bool) -> np.ndarray:
+    """Per query, the share of other target languages Y whose relevant candidates rank first in Y's
+    pool (AP = 1; with one relevant per language, as in sentence retrieval, top-1 translation
+    retrieval). ``skip_english`` leaves English targets out. NaN where no target language counts."""
+    import warnings
+
+    langs, ap = _cross_language_ap(pq)
+    hit = np.where(np.isnan(ap), np.nan, (ap >= 1.0 - 1e-12).astype(float))
+    if skip_english and "en" in langs:
+        hit[:, langs.index("en")] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # rows without any target stay NaN
+        return np.nanmean(hit, axis=1)
+
+
+def top1_metrics(result: dict[str, Any]) -> dict[str, float | None]:
+    """``cr_top1`` and ``cr_top1_non_en``: macro means (over query languages) of the per-query shares."""
+    out: dict[str, float | None] = {}
+    langs = np.array(result["per_query"]["query_lang"])
+    for metric in TOP1_METRICS:
+        values = _top1_per_query(result["per_query"], skip_english=metric == "cr_top1_non_en")
+        means = [float(np.nanmean(values[langs == x])) for x in sorted(set(langs.tolist()))
+                 if (~np.isnan(values[langs == x])).any()]
+        out[metric] = float(np.mean(means)) if means else None
+    return out
 
 
 def _aligned_order(a: dict[str, Any], b: dict[str, Any]) -> np.ndarray:

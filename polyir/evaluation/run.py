@@ -36,8 +36,12 @@ def embed_task(
     options: EvalOptions,
     timer: Timer | None = None,
     fingerprint: str | None = None,
+    memo: dict[tuple[str, str], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Encode the task's queries and candidates; repeated candidate texts are encoded once."""
+    """Encode the task's queries and candidates; repeated candidate texts are encoded once.
+
+    ``memo`` ((kind, text) -> embedding), shared across calls with one encoder and precision, lets
+    tasks that share texts (e.g. NTREX sentences and documents) encode each text only once."""
     timer = timer or Timer()
     cache = EmbeddingCache() if options.use_cache else None
     if cache is not None and fingerprint is None:
@@ -45,6 +49,15 @@ def embed_task(
     info: dict[str, Any] = {}
 
     def run(kind: str, texts: list[str]) -> np.ndarray:
+        if memo is None:
+            return encode(kind, texts)
+        missing = [t for t in dict.fromkeys(texts) if (kind, t) not in memo]
+        if missing:
+            memo.update(((kind, t), row) for t, row in zip(missing, encode(kind, missing)))
+        info[f"{kind}_memo_hits"] = len(texts) - len(missing)
+        return np.stack([memo[(kind, t)] for t in texts]) if texts else np.zeros((0, encoder.dim), np.float32)
+
+    def encode(kind: str, texts: list[str]) -> np.ndarray:
         def compute() -> np.ndarray:
             return encoder.encode(
                 texts,
@@ -125,13 +138,15 @@ def evaluate_encoder(
     *,
     dataset: str | None = None,
     extra_config: dict[str, Any] | None = None,
+    memo: dict[tuple[str, str], np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Run the whole evaluation and return the result dict (metrics, matrix, per-query values, run info)."""
+    """Run the whole evaluation and return the result dict (metrics, matrix, per-query values, run info);
+    ``memo`` is passed to :func:`embed_task`."""
     options = options or EvalOptions()
     timer = Timer()
     with timer("total"):
         fingerprint = encoder.fingerprint()
-        q_emb, c_emb, info = embed_task(encoder, task, options, timer, fingerprint)
+        q_emb, c_emb, info = embed_task(encoder, task, options, timer, fingerprint, memo)
         with timer("scoring"):
             result = score_task(task, q_emb, c_emb)
     data = result_sections(result)

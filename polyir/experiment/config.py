@@ -67,6 +67,54 @@ class EvaluationSection(_Strict):
     cache: bool = Field(True, description="reuse the base model's embeddings across experiments")
 
 
+GUARD_METRICS = ("mul_map", "cr_map", "cr_top1_non_en")
+RESERVED_ROWS = ("base", "monolingual", "crosslingual", "hybrid")
+
+
+class GuardSection(_Strict):
+    """Guard sets from other domains: does fine-tuning cost what the base model could already do?
+
+    Each set is split by document into a validation half (used to choose settings) and a test half
+    (reported); a model significantly worse than the base on a guard metric is flagged.
+    """
+
+    sets: list[TestSet] = Field(default_factory=list, description="registered datasets or parallel files")
+    validation_fraction: float = Field(0.5, gt=0, lt=1, description="share of documents for the validation half")
+    split_seed: int = 0
+    metrics: list[str] = Field(default_factory=lambda: list(GUARD_METRICS))
+    significance: float = Field(0.05, gt=0, lt=1, description="p below which a loss against the base counts")
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, value: list[str]) -> list[str]:
+        bad = [m for m in value if m not in GUARD_METRICS]
+        if bad:
+            raise ValueError(f"unknown guard metrics {bad}; choose from {list(GUARD_METRICS)}")
+        return value
+
+
+class VariantSection(_Strict):
+    """One more trained row: an arm with training-config overrides (a regulariser, a learning rate...)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$", description="row name, e.g. hybrid+distill")
+    arm: Arm = "hybrid"
+    alpha: float | None = Field(None, ge=0, le=1, description="hybrid α (default: the α chosen on validation)")
+    set: list[str] = Field(default_factory=list, description="training overrides, e.g. regularization.distill_weight=1")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if value in RESERVED_ROWS or "@" in value:
+            raise ValueError(f"variant name {value!r} is taken by a built-in row or holds '@'")
+        return value
+
+
+class SelectionSection(_Strict):
+    """How the shipped configuration is picked among hybrid, the variants and the merges."""
+
+    respect_guard: bool = Field(True, description="only candidates with no significant loss on guard validation halves")
+
+
 class ExperimentConfig(_Strict):
     """What ``polyir experiment`` runs; the ``train`` section is a training config (same keys)."""
 
@@ -78,7 +126,30 @@ class ExperimentConfig(_Strict):
     test_sets: list[TestSet] = Field(default_factory=lambda: [TestSet()], min_length=1)
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
     include_base: bool = True
+    guard: GuardSection = Field(default_factory=GuardSection)
+    variants: list[VariantSection] = Field(default_factory=list)
+    merge_weights: list[float] = Field(
+        default_factory=list, description="WiSE-FT: share of the hybrid weights merged with the base"
+    )
+    selection: SelectionSection = Field(default_factory=SelectionSection)
     output_dir: Path = Path("runs/experiment")
+
+    @field_validator("merge_weights")
+    @classmethod
+    def _weights(cls, value: list[float]) -> list[float]:
+        bad = [w for w in value if not 0.0 < w < 1.0]
+        if bad:
+            raise ValueError(f"merge_weights must lie strictly between 0 and 1 (0 is the base, 1 the hybrid), got {bad}")
+        return sorted(dict.fromkeys(value))
+
+    @field_validator("variants")
+    @classmethod
+    def _variants(cls, value: list[VariantSection]) -> list[VariantSection]:
+        names = [v.name for v in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"variant names must be distinct: {dupes}")
+        return value
 
     @field_validator("alphas")
     @classmethod
@@ -107,6 +178,14 @@ class ExperimentConfig(_Strict):
         data["output_dir"] = str(output_dir)
         data["overwrite"] = True
         return config_from_dict(data)
+
+    def variant_config(self, variant: VariantSection, seed: int, alpha: float | None, output_dir: Path) -> TrainConfig:
+        """A variant's training config: its arm's config with the variant's overrides."""
+        base = self.train_config(variant.arm, seed, alpha if variant.arm == "hybrid" else None, output_dir)
+        if not variant.set:
+            return base
+        data, origins = apply_overrides(base.model_dump(mode="json"), variant.set)
+        return config_from_dict(data, origins=origins)
 
     def runs(self) -> list[tuple[str, float | None]]:
         """(arm, alpha) pairs to train; the hybrid arm once per alpha."""
@@ -148,8 +227,13 @@ def load_experiment(
     except ValidationError as exc:
         lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         raise PolyirError("invalid experiment config: " + "; ".join(lines)) from None
-    # Validate the train section now, so a typo fails before hours of work.
+    # Validate the train section and every variant now, so a typo fails before hours of work.
     config.train_config(config.arms[0], config.seeds[0], config.alphas[0], config.output_dir / "check")
+    for variant in config.variants:
+        try:
+            config.variant_config(variant, config.seeds[0], config.alphas[0], config.output_dir / "check")
+        except PolyirError as exc:
+            raise PolyirError(f"variants[{variant.name}]: {exc}") from None
     return config
 
 

@@ -1,7 +1,10 @@
 """Run an experiment: train each arm and seed from one base model, evaluate everything, summarise.
 
-Finished pieces are reused (a trained run with ``run.json`` and ``best/``, an evaluation JSON), so an
-interrupted experiment continues where it stopped.
+Order: the plain arms (every seed), then the α choice on validation, then the variants (extra trained
+rows) and the WiSE-FT merges of the chosen hybrid runs with the base. Every model is evaluated on
+the test sets and on both halves of each guard set (validation half: for choosing; test half:
+reported). Finished pieces are reused (a trained run with ``run.json`` and ``best/``, a merged model,
+an evaluation or validation JSON), so an interrupted experiment continues where it stopped.
 """
 
 from __future__ import annotations
@@ -13,45 +16,92 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from polyir.data.registry import load_task
+from polyir.data.parallel import load_task_or_path
+from polyir.data.split import split_by_document
 from polyir.evaluation.report import write_outputs
 from polyir.evaluation.run import EvalOptions, evaluate_encoder
 from polyir.experiment.config import ExperimentConfig, run_name
-from polyir.experiment.summary import summarize, write_summary
+from polyir.experiment.summary import choose_alpha, summarize, write_summary
 from polyir.models.resolve import load_encoder
 from polyir.runinfo import Timer, versions, write_json
+
+GUARD_TEST = "guard:"  # label prefix of a guard set's test half (reported)
+GUARD_VAL = "guard-val:"  # label prefix of its validation half (used to choose, never reported as a result)
 
 
 def _evaluate_into(
     spec: str, name: str, config: ExperimentConfig, tasks: dict[str, Any], out: Path, console: Console,
     progress: bool,
 ) -> dict[str, Path]:
-    """Evaluate one model on every test set, writing ``eval/<name>/<test>.json`` (reused if present)."""
+    """Evaluate one model on every task, writing ``eval/<name>/<label>.json`` (reused if present).
+
+    Texts shared by several tasks (NTREX sentences and documents, the two halves' pools) are encoded
+    once per model through an in-memory memo."""
     paths = {}
     encoder = None
+    memo: dict[tuple[str, str], Any] = {}
     for label, task in tasks.items():
-        path = out / "eval" / name / f"{label}.json"
+        path = out / "eval" / name / f"{_file_label(label)}.json"
         paths[label] = path
         if path.is_file():
             continue
         if encoder is None:
             encoder = load_encoder(spec)
-        console.print(f"evaluate [bold]{name}[/bold] on {escape(label)}")
+        console.print(f"evaluate [bold]{escape(name)}[/bold] on {escape(label)}")
         options = EvalOptions(
             precision=config.evaluation.precision,
             batch_size=config.evaluation.batch_size,
             use_cache=config.evaluation.cache and name == "base",
             show_progress=progress,
         )
-        result = evaluate_encoder(encoder, task, options, dataset=label, extra_config={"row": name})
+        result = evaluate_encoder(encoder, task, options, dataset=label, extra_config={"row": name}, memo=memo)
         write_outputs(result, path)
     return paths
+
+
+def _file_label(label: str) -> str:
+    return label.replace(":", "--").replace("/", "_")
+
+
+def _load_tasks(config: ExperimentConfig) -> dict[str, Any]:
+    """Test sets by label, then each guard set's test and validation halves (split by document)."""
+    tasks: dict[str, Any] = {ts.label: load_task_or_path(ts.dataset, languages=ts.languages) for ts in config.test_sets}
+    g = config.guard
+    for ts in g.sets:
+        task = load_task_or_path(ts.dataset, languages=ts.languages)
+        val, test = split_by_document(task, g.validation_fraction, g.split_seed)
+        tasks[GUARD_TEST + ts.label] = test
+        tasks[GUARD_VAL + ts.label] = val
+    return tasks
+
+
+def _validate_into(spec: str, name: str, config: ExperimentConfig, seed: int, out: Path) -> float | None:
+    """The validation metric of any model on the training data's held-out pairs (``validation/<name>.json``)."""
+    from polyir.training.trainer import held_out_metrics
+
+    path = out / "validation" / f"{name}.json"
+    train_cfg = config.train_config(config.arms[0], seed, config.alphas[0], out / "check")
+    metric = train_cfg.validation.metric
+    if not path.is_file():
+        row = held_out_metrics(load_encoder(spec), train_cfg)
+        write_json(path, {"model": spec, **row})
+    value = json.loads(path.read_text(encoding="utf-8")).get(metric)
+    return None if value is None else float(value)
+
+
+def _best_value(run_dir: Path) -> float | None:
+    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    return (info.get("best") or {}).get("value")
+
+
+def _trained(run_dir: Path) -> bool:
+    return (run_dir / "run.json").is_file() and (run_dir / "best" / "modules.json").is_file()
 
 
 def run_experiment(
     config: ExperimentConfig, *, console: Console | None = None, progress: bool = True
 ) -> dict[str, Any]:
-    """Train, evaluate and summarise; returns the summary dict (also written as summary.json)."""
+    """Train, merge, evaluate and summarise; returns the summary dict (also written as summary.json)."""
     from polyir.training.trainer import train
 
     console = console or Console()
@@ -61,32 +111,58 @@ def run_experiment(
     write_json(out / "experiment.json", {"config": config.model_dump(mode="json"), "versions": versions()})
 
     with timer("load_test_sets"):
-        tasks = {
-            ts.label: load_task(ts.dataset, languages=ts.languages) for ts in config.test_sets
-        }
+        tasks = _load_tasks(config)
     base_spec = config.train_config(config.arms[0], config.seeds[0], config.alphas[0], out).model.spec
     evaluations: dict[str, dict[int | None, dict[str, Path]]] = {}
     validation: dict[str, dict[int, float | None]] = {}
+
+    def evaluate(spec: str, name: str, row: str, seed: int | None) -> None:
+        with timer(f"evaluate_{name}"):
+            evaluations.setdefault(row, {})[seed] = _evaluate_into(spec, name, config, tasks, out, console, progress)
+
     if config.include_base:
-        with timer("evaluate_base"):
-            evaluations["base"] = {None: _evaluate_into(base_spec, "base", config, tasks, out, console, progress)}
+        evaluate(base_spec, "base", "base", None)
+
+    def train_and_evaluate(name: str, row: str, seed: int, make_config) -> Path:
+        run_dir = out / "runs" / name
+        if not _trained(run_dir):
+            console.print(f"train [bold]{escape(name)}[/bold]")
+            with timer(f"train_{name}"):
+                train(make_config(run_dir))
+        validation.setdefault(row, {})[seed] = _best_value(run_dir)
+        evaluate(str(run_dir / "best"), name, row, seed)
+        return run_dir
 
     for seed in config.seeds:
         for arm, alpha in config.runs():
-            name = run_name(arm, alpha, seed)
             row = arm if alpha is None else f"hybrid@{alpha:g}"
-            run_dir = out / "runs" / name
-            run_json = run_dir / "run.json"
-            if not (run_json.is_file() and (run_dir / "best" / "modules.json").is_file()):
-                console.print(f"train [bold]{name}[/bold]")
-                with timer(f"train_{name}"):
-                    train(config.train_config(arm, seed, alpha, run_dir))
-            info = json.loads(run_json.read_text(encoding="utf-8"))
-            validation.setdefault(row, {})[seed] = (info.get("best") or {}).get("value")
-            with timer(f"evaluate_{name}"):
-                evaluations.setdefault(row, {})[seed] = _evaluate_into(
-                    str(run_dir / "best"), name, config, tasks, out, console, progress
-                )
+            train_and_evaluate(run_name(arm, alpha, seed), row, seed,
+                               lambda d, a=arm, s=seed, al=alpha: config.train_config(a, s, al, d))
+
+    chosen, _ = choose_alpha(validation)
+    for variant in config.variants:
+        alpha = variant.alpha if variant.alpha is not None else chosen
+        for seed in config.seeds:
+            train_and_evaluate(f"{variant.name}-s{seed}", variant.name, seed,
+                               lambda d, v=variant, s=seed, a=alpha: config.variant_config(v, s, a, d))
+
+    if config.merge_weights and chosen is not None:
+        from polyir.models.merge import merge_models
+
+        for seed in config.seeds:
+            tuned = out / "runs" / run_name("hybrid", chosen, seed) / "best"
+            for w in config.merge_weights:
+                name = f"merge-w{w:g}-s{seed}"
+                row = f"hybrid+merge@{w:g}"
+                folder = out / "merges" / name
+                if not (folder / "modules.json").is_file():
+                    console.print(f"merge [bold]{escape(name)}[/bold] ({w:g} of {escape(str(tuned))})")
+                    with timer(f"merge_{name}"):
+                        merge_models(base_spec, str(tuned), w, folder)
+                        write_json(folder / "merge.json", {"base": base_spec, "tuned": str(tuned), "weight": w})
+                with timer(f"validate_{name}"):
+                    validation.setdefault(row, {})[seed] = _validate_into(str(folder), name, config, seed, out)
+                evaluate(str(folder), name, row, seed)
 
     with timer("summary"):
         summary = summarize(config, evaluations, validation)

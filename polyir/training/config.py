@@ -181,6 +181,32 @@ class OptimSection(_Section):
     cross_device_negatives: bool = Field(True, description="score queries against all ranks' passages")
 
 
+class RegularizationSection(_Section):
+    """Terms that keep the base model's knowledge while training (all off by default)."""
+
+    distill_weight: float = Field(0.0, ge=0, description="weight of distillation to a frozen teacher (0 = off)")
+    distill_loss: Literal["mse", "kl"] = Field(
+        "mse", description="mse: embeddings close to the teacher's; kl: in-batch similarity distributions"
+    )
+    distill_temperature: float = Field(0.05, gt=0, description="temperature of the kl term")
+    teacher: str | None = Field(None, description="teacher model spec (default: model.spec, the base model)")
+    teacher_precompute: bool = Field(
+        True, description="encode the training texts with the teacher once (disk-cached) instead of per step"
+    )
+    align_weight: float = Field(0.0, ge=0, description="weight of translation-pair alignment (0 = off)")
+    align_on: Literal["query", "passage", "both"] = Field(
+        "query", description="which texts get a translation partner each step (each costs one more forward)"
+    )
+
+    @property
+    def distill(self) -> bool:
+        return self.distill_weight > 0
+
+    @property
+    def align(self) -> bool:
+        return self.align_weight > 0
+
+
 class TrainConfig(_Section):
     """Everything a training run needs; ``load_config`` builds it from YAML and overrides."""
 
@@ -192,6 +218,7 @@ class TrainConfig(_Section):
     )
     validation: ValidationSection = Field(default_factory=ValidationSection)
     optim: OptimSection = Field(default_factory=OptimSection)
+    regularization: RegularizationSection = Field(default_factory=RegularizationSection)
     seed: int = 42
     output_dir: Path = Path("runs/train")
     resume_from: str | None = Field(None, description="a checkpoint folder, or 'latest' in output_dir")

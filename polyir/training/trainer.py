@@ -54,6 +54,7 @@ from polyir.training.config import (
     resolve_precision,
 )
 from polyir.training.loss import info_nce_loss
+from polyir.training.regularizers import TeacherEmbeddings, alignment_loss, distillation_loss, pick_translations
 
 __all__ = [
     "StepInfo",
@@ -342,6 +343,36 @@ def _retrieval_set(corpora: Sequence[ParallelQACorpus], max_pairs: int | None) -
     return out
 
 
+def held_out_metrics(encoder: Encoder, config: TrainConfig) -> dict[str, Any]:
+    """Validation mAP of any encoder on a training config's held-out pairs (the split the trainer uses).
+
+    Lets models that were not trained by that run (a merge, the base) be scored on the same
+    validation data as the trained ones, so a choice among them never looks at a test set.
+    """
+    v = config.validation
+    held_out = [
+        split_pairs(c, fraction=v.fraction, count=v.count, seed=config.validation_seed)[1]
+        for c in _load_sources(config)
+    ]
+    vs = _retrieval_set([c for c in held_out if len(c)], v.max_pairs)
+    if not vs.queries:
+        raise PolyirError("validation: no held-out pairs (validation.fraction / validation.count is 0)")
+    row = _retrieval_metrics(encoder, vs, resolve_precision(config.optim.precision, encoder.device))
+    return {k: (None if isinstance(x, float) and math.isnan(x) else x) for k, x in row.items()}
+
+
+def _retrieval_metrics(encoder: Encoder, vs: _RetrievalSet, precision: str) -> dict[str, Any]:
+    """LAReQA mAP of the held-out queries against their pooled positives, as validation rows name them."""
+    from polyir.evaluation.lareqa import lareqa_metrics
+
+    qe = encoder.encode(vs.queries, "query", precision=precision, show_progress=False)  # type: ignore[arg-type]
+    ce = encoder.encode(vs.candidates, "passage", precision=precision, show_progress=False)  # type: ignore[arg-type]
+    res = lareqa_metrics(qe, ce, vs.query_langs, vs.cand_langs, vs.relevant, query_ids=vs.query_ids)
+    return {"val_mo_map": res.mo_map, "val_cr_map": res.cr_map, "val_mul_map": res.mul_map,
+            "val_rank_distance": res.rank_distance, "val_queries": res.n_queries,
+            "val_candidates": res.n_candidates}
+
+
 def _passage_texts(batch: Batch, hard_negatives: int) -> tuple[list[str], int]:
     """Positives followed by up to ``hard_negatives`` negatives per example, and the positives' count."""
     texts = list(batch.positives)
@@ -596,6 +627,7 @@ class _Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
 
         self._setup_validation()
+        self._setup_regularization()
 
         self.step = 0
         self.best_value: float | None = None
@@ -662,6 +694,79 @@ class _Trainer:
             ) from exc
         self.val_batches = list(sampler.take(min(v.max_loss_batches, len(sampler))))
         self.val_set = _retrieval_set(self.val_corpora, v.max_pairs)
+
+    def _setup_regularization(self) -> None:
+        """The teacher's embeddings (distillation) and the pair index (alignment), when configured."""
+        r = self.config.regularization
+        self.loss_parts: dict[str, list[float]] = {}
+        self.pair_index = {(c.name, p.pair_id): p for c in self.train_corpora for p in c.pairs} if r.align else {}
+        self.teacher: TeacherEmbeddings | None = None
+        if not r.distill:
+            return
+        from polyir.models.resolve import load_encoder
+
+        cfg = self.config
+        with self.timer("teacher"):
+            teacher = load_encoder(
+                r.teacher or cfg.model.spec,
+                device=str(self.device),
+                query_max_length=cfg.model.query_max_length,
+                passage_max_length=cfg.model.passage_max_length,
+            )
+            for p in teacher.st.parameters():
+                p.requires_grad_(False)
+            self.teacher = TeacherEmbeddings(teacher, precision=self.precision, batch_size=64)
+            if r.teacher_precompute:
+                entries = [e for c in self.train_corpora for p in c.pairs for e in p.entries.values()]
+                self.teacher.precompute(
+                    (e.query for e in entries),
+                    (t for e in entries for t in (e.positive, *e.negatives[: cfg.optim.hard_negatives])),
+                    show_progress=cfg.progress and self.d.is_main,
+                )
+
+    def _regularization_terms(
+        self, batch: Batch, queries: list[str], passages: list[str]
+    ) -> tuple[list[str], list[str], Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None]:
+        """Translation partners appended to the texts, and the extra loss on (all q, all p) embeddings."""
+        r = self.config.regularization
+        if not (r.distill or r.align):
+            return queries, passages, None
+        n_q, n_p = len(queries), len(passages)
+        teacher_q = teacher_p = None
+        if self.teacher is not None:
+            teacher_q = self.teacher.lookup(queries, "query", self.device)
+            teacher_p = self.teacher.lookup(passages, "passage", self.device)
+        rows_q: list[int] = []
+        rows_p: list[int] = []
+        if r.align:
+            seed = (self.config.seed, batch.step, self.d.rank)
+            if r.align_on in ("query", "both"):
+                rows_q, extra = pick_translations(batch.examples, self.pair_index, (*seed, 0), "query")
+                queries = queries + extra
+            if r.align_on in ("passage", "both"):
+                rows_p, extra = pick_translations(batch.examples, self.pair_index, (*seed, 1), "passage")
+                passages = passages + extra
+
+        def extra_loss(q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+            total = q.new_zeros((), dtype=torch.float32)
+            if teacher_q is not None and teacher_p is not None:
+                d = distillation_loss(
+                    q[:n_q], p[:n_p], teacher_q, teacher_p, kind=r.distill_loss, temperature=r.distill_temperature
+                )
+                self.loss_parts.setdefault("distill", []).append(float(d.detach()))
+                total = total + r.distill_weight * d
+            terms = []
+            if rows_q:
+                terms.append(alignment_loss(q[rows_q], q[n_q:]))
+            if rows_p:
+                terms.append(alignment_loss(p[rows_p], p[n_p:]))
+            if terms:
+                a = torch.stack(terms).mean()
+                self.loss_parts.setdefault("align", []).append(float(a.detach()))
+                total = total + r.align_weight * a
+            return total
+
+        return queries, passages, extra_loss
 
     # -------------------------------------------------------------- checkpoints
     def _save_checkpoint(self, stopped: bool = False) -> None:
@@ -768,16 +873,21 @@ class _Trainer:
         cfg = self.config
         o = cfg.optim
         passages, n_pos = _passage_texts(batch, o.hard_negatives)
+        n_q, n_p = len(batch), len(passages)
         cross = o.cross_device_negatives and self.d.active
+        queries, passages, extra_loss = self._regularization_terms(batch, batch.queries, passages)
 
         def loss_fn(q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-            return _loss_from_embeddings(q, p, n_pos, cfg, cross_device=cross) / accum
+            loss = _loss_from_embeddings(q[:n_q], p[:n_p], n_pos, cfg, cross_device=cross)
+            if extra_loss is not None:
+                loss = loss + extra_loss(q, p)
+            return loss / accum
 
         if o.grad_cache:
             scale = self.scaler.scale if self.scaler is not None else None
             return accum * gradcache_backward(
                 self.encoder,
-                batch.queries,
+                queries,
                 passages,
                 loss_fn,
                 chunk_size=o.grad_cache_chunk_size,
@@ -785,7 +895,7 @@ class _Trainer:
                 scale=scale,
             )
         with _autocast(self.device, self.precision):
-            q = self.encoder.embed(batch.queries, "query")
+            q = self.encoder.embed(queries, "query")
             p = self.encoder.embed(passages, "passage")
         loss = loss_fn(q, p)
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
@@ -840,17 +950,7 @@ class _Trainer:
                 row["val_loss"] = total / n
             vs = self.val_set
             if vs is not None and vs.queries:
-                from polyir.evaluation.lareqa import lareqa_metrics
-
-                qe = enc.encode(vs.queries, "query", precision=self.precision, show_progress=False)
-                ce = enc.encode(vs.candidates, "passage", precision=self.precision, show_progress=False)
-                res = lareqa_metrics(qe, ce, vs.query_langs, vs.cand_langs, vs.relevant, query_ids=vs.query_ids)
-                row["val_mo_map"] = res.mo_map
-                row["val_cr_map"] = res.cr_map
-                row["val_mul_map"] = res.mul_map
-                row["val_rank_distance"] = res.rank_distance
-                row["val_queries"] = res.n_queries
-                row["val_candidates"] = res.n_candidates
+                row.update(_retrieval_metrics(enc, vs, self.precision))
         finally:
             enc.st.train(was_training)
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
@@ -927,8 +1027,10 @@ class _Trainer:
                             "lr": lr,
                             "pairs_per_s": window_pairs / window_time if window_time > 0 else None,
                             "kinds": [b.kind for b in batches],
+                            **{f"loss_{k}": float(np.mean(v)) for k, v in self.loss_parts.items() if v},
                         }
                     )
+                    self.loss_parts = {}
                     window, window_pairs, window_time = [], 0, 0.0
                 stop = False
                 is_last = self.step == self.total_steps
