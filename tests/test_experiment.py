@@ -127,6 +127,7 @@ def test_guard_sets_variants_merges_and_selection(setup, tmp_path):
     out, sets = setup
     guard = _guard_texts(tmp_path / "guard")
     _run([*sets, "arms=[hybrid]", "guard.sets=[{dataset: " + guard + "}]", "merge_weights=[0.5]",
+          "train.validation.pool=paragraphs",
           "variants=[{name: hybrid+distill, set: [regularization.distill_weight=1.0]}]"])
     summary = json.loads((out / "summary.json").read_text())
     label = "guard:" + guard
@@ -145,7 +146,12 @@ def test_guard_sets_variants_merges_and_selection(setup, tmp_path):
     assert not set(test_eval["per_query"]["query_id"]) & set(val_eval["per_query"]["query_id"])
     # the merge is a real model halfway between base and hybrid, scored on the training validation split
     assert (out / "merges" / "merge-w0.5-s0" / "modules.json").is_file()
-    assert json.loads((out / "validation" / "merge-w0.5-s0.json").read_text())["val_mul_map"] is not None
+    merged_val = json.loads((out / "validation" / "merge-w0.5-s0.json").read_text())
+    assert merged_val["val_mul_map"] is not None
+    # the paragraph pool: every sentence of the held-out answers' paragraphs, more than one per query
+    assert merged_val["val_candidates"] > merged_val["val_queries"]
+    hybrid_val = json.loads((out / "validation" / "hybrid-a0.5-s0.json").read_text())
+    assert hybrid_val["val_candidates"] == merged_val["val_candidates"]
     distill_log = (out / "runs" / "hybrid+distill-s0" / "log.jsonl").read_text()
     assert "loss_distill" in distill_log
     # selection: the best validation value among the eligible candidates

@@ -319,3 +319,10 @@ def test_gradcache_with_regularisers_matches_plain(setup, tmp_path, monkeypatch)
     wp, wc = _weights(runs["plain"].last_dir), _weights(runs["gc"].last_dir)
     for name in wp:
         assert torch.allclose(wp[name], wc[name], atol=1e-5), name
+
+
+def test_paragraph_pool_needs_a_registered_lareqa_source(setup, tmp_path):
+    raw = make_config(setup, tmp_path / "run", max_steps=2)
+    raw["validation"]["pool"] = "paragraphs"
+    with pytest.raises(PolyirError, match="validation.pool=paragraphs"):
+        train(config_from_dict(raw))

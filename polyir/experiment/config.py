@@ -34,6 +34,7 @@ QUICK_OVERRIDES = [
     "evaluation.precision=bf16",
     "seeds=[0]",
     "alphas=[0.5]",
+    "guard.sets=[{dataset: ntrex-sentences, languages: [de, ru, zh]}, {dataset: ntrex-documents, languages: [de, ru, zh]}]",
 ]
 
 

@@ -76,7 +76,9 @@ def _load_tasks(config: ExperimentConfig) -> dict[str, Any]:
 
 
 def _validate_into(spec: str, name: str, config: ExperimentConfig, seed: int, out: Path) -> float | None:
-    """The validation metric of any model on the training data's held-out pairs (``validation/<name>.json``)."""
+    """The validation metric of any model (trained run, merge) on the training data's held-out pairs,
+    measured the same way for all of them (``validation/<name>.json``): α and the shipped
+    configuration are chosen on these values, never on a test set."""
     from polyir.training.trainer import held_out_metrics
 
     path = out / "validation" / f"{name}.json"
@@ -87,11 +89,6 @@ def _validate_into(spec: str, name: str, config: ExperimentConfig, seed: int, ou
         write_json(path, {"model": spec, **row})
     value = json.loads(path.read_text(encoding="utf-8")).get(metric)
     return None if value is None else float(value)
-
-
-def _best_value(run_dir: Path) -> float | None:
-    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    return (info.get("best") or {}).get("value")
 
 
 def _trained(run_dir: Path) -> bool:
@@ -129,7 +126,8 @@ def run_experiment(
             console.print(f"train [bold]{escape(name)}[/bold]")
             with timer(f"train_{name}"):
                 train(make_config(run_dir))
-        validation.setdefault(row, {})[seed] = _best_value(run_dir)
+        with timer(f"validate_{name}"):
+            validation.setdefault(row, {})[seed] = _validate_into(str(run_dir / "best"), name, config, seed, out)
         evaluate(str(run_dir / "best"), name, row, seed)
         return run_dir
 

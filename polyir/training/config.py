@@ -145,6 +145,11 @@ class ValidationSection(_Section):
     max_pairs: int | None = Field(
         None, gt=0, description="cap on held-out pairs used for retrieval mAP (default: all)"
     )
+    pool: Literal["answers", "paragraphs"] = Field(
+        "answers",
+        description="retrieval pool: the held-out answers only, or every sentence of their paragraphs "
+        "(LAReQA's pool, with same-paragraph distractors; needs registered LAReQA sources)",
+    )
 
     @property
     def enabled(self) -> bool:

@@ -313,6 +313,50 @@ class _RetrievalSet:
     relevant: list[list[int]]
 
 
+def _paragraph_set(config: TrainConfig, corpora: Sequence[ParallelQACorpus], max_pairs: int | None) -> _RetrievalSet:
+    """Held-out queries against every sentence of the paragraphs holding their answers, in every
+    language: the LAReQA pool (same-paragraph distractors) restricted to the held-out pair ids."""
+    from polyir.data.registry import REGISTRY, load_task
+
+    out = _RetrievalSet([], [], [], [], [], [])
+    sources = {s.name or s.source: s for s in config.data.train}  # a registered source's corpus bears its name
+    budget = max_pairs
+    for corpus in corpora:
+        src = sources.get(corpus.name)
+        if src is None or src.source not in REGISTRY or REGISTRY[src.source].kind != "lareqa":
+            raise PolyirError(
+                f"validation.pool=paragraphs: {corpus.name!r} is not a registered LAReQA dataset (its "
+                "sentence splits are needed); use validation.pool=answers"
+            )
+        ids = [p.pair_id for p in corpus.pairs][:budget]
+        if budget is not None:
+            budget -= len(ids)
+        task = load_task(src.source, data_dir=config.data.data_dir, languages=src.languages)
+        keep = set(ids)
+        queries = [q for q in task.queries if q.pair_id in keep]
+        group_of = {c.id: c.group for c in task.candidates}
+        groups = {group_of[cid] for q in queries for cid in task.relevant[q.id]}
+        position: dict[str, int] = {}
+        for c in task.candidates:
+            if c.group in groups:
+                position[c.id] = len(out.candidates)
+                out.candidates.append(c.text)
+                out.cand_langs.append(c.language)
+        for q in queries:
+            out.queries.append(q.text)
+            out.query_langs.append(q.language)
+            out.query_ids.append(f"{corpus.name}:{q.pair_id}:{q.language}")
+            out.relevant.append(sorted(position[c] for c in task.relevant[q.id] if c in position))
+    return out
+
+
+def _validation_set(config: TrainConfig, corpora: Sequence[ParallelQACorpus]) -> _RetrievalSet:
+    v = config.validation
+    if v.pool == "paragraphs":
+        return _paragraph_set(config, corpora, v.max_pairs)
+    return _retrieval_set(corpora, v.max_pairs)
+
+
 def _retrieval_set(corpora: Sequence[ParallelQACorpus], max_pairs: int | None) -> _RetrievalSet:
     """Held-out queries vs their positives pooled across languages; equal positive texts are merged."""
     pairs: list[tuple[str, ParallelPair]] = [(c.name, p) for c in corpora for p in c.pairs]
@@ -354,7 +398,7 @@ def held_out_metrics(encoder: Encoder, config: TrainConfig) -> dict[str, Any]:
         split_pairs(c, fraction=v.fraction, count=v.count, seed=config.validation_seed)[1]
         for c in _load_sources(config)
     ]
-    vs = _retrieval_set([c for c in held_out if len(c)], v.max_pairs)
+    vs = _validation_set(config, [c for c in held_out if len(c)])
     if not vs.queries:
         raise PolyirError("validation: no held-out pairs (validation.fraction / validation.count is 0)")
     row = _retrieval_metrics(encoder, vs, resolve_precision(config.optim.precision, encoder.device))
@@ -693,7 +737,7 @@ class _Trainer:
                 "hold out more pairs (validation.fraction / validation.count) or lower validation.batch_size"
             ) from exc
         self.val_batches = list(sampler.take(min(v.max_loss_batches, len(sampler))))
-        self.val_set = _retrieval_set(self.val_corpora, v.max_pairs)
+        self.val_set = _validation_set(cfg, self.val_corpora)
 
     def _setup_regularization(self) -> None:
         """The teacher's embeddings (distillation) and the pair index (alignment), when configured."""
