@@ -115,6 +115,10 @@ def test_corpus_pairs_hold_question_answer_sentence_and_context(parallel: dict[s
     assert q2.entries["de"].query == "Wer bellt?"
     assert q2.entries["de"].positive == "Hunde bellen."
     assert q2.entries["de"].context == "Katzen schnurren. Sie schlafen viel. Hunde bellen."
+    # hard negatives: the paragraph's other sentences, nearest to the answer first
+    assert q2.entries["de"].negatives == ("Sie schlafen viel.", "Katzen schnurren.")
+    assert corpus.pairs[0].entries["en"].negatives == ("Cats purr.", "Dogs bark.")
+    assert corpus.pairs[2].entries["es"].negatives == ("El sol quema.",)
     assert corpus.language_sizes() == {"de": 3, "en": 3, "es": 2}
     assert load_lareqa_corpus(parallel, "toy", languages=["es"]).language_sizes() == {"es": 2}
 

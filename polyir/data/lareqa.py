@@ -365,15 +365,21 @@ def load_lareqa_corpus(files: Mapping[str, Path | str], name: str,
     """The same files as a parallel QA corpus: pair id -> language -> (question, answer sentence).
 
     Pairs come in first-seen order (languages in selection order); a pair holds only the languages
-    in which its question exists (2-4 on MLQA-R).
+    in which its question exists (2-4 on MLQA-R). Each entry's hard negatives are the other sentences
+    of the answer's paragraph, nearest to the answer first (LAReQA's pools are full of them; training
+    uses the first ``optim.hard_negatives``).
     """
     loaded = _load(files, name, languages)
     entries: dict[str, dict[str, QAEntry]] = {}
     for f in loaded.files:
         for q in f.questions:
             para = f.paragraphs[q.paragraph]
+            positive = para.sentences[q.sentence]
+            others = sorted((i for i in range(len(para.sentences)) if i != q.sentence),
+                            key=lambda i: (abs(i - q.sentence), i))
+            negatives = tuple(dict.fromkeys(para.sentences[i] for i in others if para.sentences[i] != positive))
             entries.setdefault(q.qid, {})[f.lang] = QAEntry(
-                query=q.text, positive=para.sentences[q.sentence], context=para.context,
+                query=q.text, positive=positive, context=para.context, negatives=negatives,
             )
     pairs = [ParallelPair(pair_id=pid, entries=ents) for pid, ents in entries.items()]
     return ParallelQACorpus(name=name, pairs=pairs)
