@@ -101,8 +101,14 @@ def _evaluate_all(root: Path, tiny_model_dir: Path) -> dict[str, dict[str, Path]
     return out
 
 
-def _make_experiment(folder: Path, evals: dict[str, dict[str, Path]], alphas: list[float]) -> Path:
-    """An experiment folder in the real shape: eval/, runs/, experiment.json, summary.json (+ table, charts)."""
+GUARD = "mlqa-r[en,de]"  # the guarded experiment reuses this test set's results as a guard set's halves
+
+
+def _make_experiment(folder: Path, evals: dict[str, dict[str, Path]], alphas: list[float], guarded: bool = False) -> Path:
+    """An experiment folder in the real shape: eval/, runs/, experiment.json, summary.json (+ table, charts).
+
+    ``guarded``: with a guard set (eval files ``guard--<label>.json``, ``guard-val--<label>.json``) and a
+    WiSE-FT merge row (``eval/merge-w0.5-s0``, row ``hybrid+merge@0.5``), as the runner names them."""
     from polyir.experiment.config import ExperimentConfig
     from polyir.experiment.summary import summarize, write_summary
     from polyir.runinfo import versions, write_json
@@ -111,16 +117,28 @@ def _make_experiment(folder: Path, evals: dict[str, dict[str, Path]], alphas: li
         "name": NAME, "alphas": alphas, "seeds": [0, 1], "output_dir": str(folder),
         "test_sets": [{"dataset": ds, "languages": langs} for ds, langs in LANGS.items()],
         "evaluation": {"resamples": 200, "precision": "fp32"},
+        **({"guard": {"sets": [{"dataset": "mlqa-r", "languages": ["en", "de"]}]}, "merge_weights": [0.5]}
+           if guarded else {}),
     })
     write_json(folder / "experiment.json", {"config": config.model_dump(mode="json"), "versions": versions()})
+    labels = {label: label for label in LABELS.values()}
+    if guarded:
+        labels |= {f"guard:{GUARD}": f"guard--{GUARD}", f"guard-val:{GUARD}": f"guard-val--{GUARD}"}
+    runs = dict(RUNS)
+    if guarded:
+        runs["merge-w0.5-s0"] = (3, "hybrid+merge@0.5", 0)
     evaluations: dict[str, dict] = {}
     validation: dict[str, dict] = {}
-    for name, (seed, row, train_seed) in RUNS.items():
+    for name, (seed, row, train_seed) in runs.items():
         if row.startswith("hybrid@") and float(row.split("@")[1]) not in alphas:
             continue
-        shutil.copytree(evals[name]["xquad-r[en,de,es]"].parent, folder / "eval" / name)
+        source = evals.get(name, evals["hybrid-a0.25-s0"])
+        shutil.copytree(source["xquad-r[en,de,es]"].parent, folder / "eval" / name)
+        for stem in labels.values():
+            if stem.startswith("guard"):
+                shutil.copy(source[GUARD], folder / "eval" / name / f"{stem}.json")
         evaluations.setdefault(row, {})[train_seed] = {
-            label: folder / "eval" / name / f"{label}.json" for label in LABELS.values()
+            label: folder / "eval" / name / f"{stem}.json" for label, stem in labels.items()
         }
         if row != "base":
             value = 0.5 + 0.1 * seed
@@ -146,7 +164,8 @@ def study(tmp_path_factory, tiny_model_dir):
     evals = _evaluate_all(root, tiny_model_dir)
     sweep = _make_experiment(root / "sweep", evals, [0.25, 0.5])
     single = _make_experiment(root / "single", evals, [0.5])
-    return {"root": root, "evals": evals, "sweep": sweep, "single": single}
+    guarded = _make_experiment(root / "guarded", evals, [0.5], guarded=True)
+    return {"root": root, "evals": evals, "sweep": sweep, "single": single, "guarded": guarded}
 
 
 def _summary_rows(folder: Path) -> dict[str, int]:
@@ -222,6 +241,24 @@ def test_results_not_yet_in_the_summary_are_shown(study, tmp_path):
     expected = [n + 1 for n in _summary_rows(folder).values()]
     assert [t["rows"] for t in page.tables_of("summary")] == expected
     assert any(i["alt"] == "X→Y heatmap of hybrid@0.25 on xquad-r[en,de,es]" for i in page.images)
+
+
+def test_guard_sets_merges_and_selection(study, tmp_path):
+    html = write_report([study["guarded"]], tmp_path / "r.html").read_text(encoding="utf-8")
+    page = Page(html)
+    _check_self_contained(html, page)
+    summary = json.loads((study["guarded"] / "summary.json").read_text(encoding="utf-8"))
+    assert f"guard:{GUARD}" in summary["results"]
+    # the guard set's test half is a test set of its own; its validation half is never shown
+    assert [t["rows"] for t in page.tables_of("summary")] == list(_summary_rows(study["guarded"]).values())
+    assert f"Test set guard:{GUARD} (guard set, test half)" in page.headings
+    assert "guard-val" not in " ".join(page.headings)
+    # the merge row finds its files (eval/merge-w0.5-s0) on every test set, the guard's included
+    merge_maps = [i for i in page.images if i["alt"].startswith("X→Y heatmap of hybrid+merge@0.5")]
+    assert len(merge_maps) == 3
+    assert "Guard sets and selection" in page.headings
+    assert page.tables_of("selection")[0]["rows"] == len(summary["selection"]["candidates"]) == 2
+    assert "top-1 → non-en" in html  # the guard metrics' labels come from the experiment table
 
 
 def test_summary_only_folder(study, tmp_path):

@@ -341,7 +341,10 @@ def test_set_section(view: TestSetView, groups: LanguageGroups, ids: _Ids, prefi
     anchor = ids(prefix, view.label)
     pairs = {r.name: (mean_pairs(r.results, k=k, margin=margin) if r.results and not r.same_as else None)
              for r in view.rows}
-    parts = [f'<section class="testset" id="{anchor}"><h3>Test set {esc(view.label)}</h3>',
+    from polyir.experiment.summary import GUARD_PREFIX
+
+    kind = " (guard set, test half)" if view.label.startswith(GUARD_PREFIX) else ""
+    parts = [f'<section class="testset" id="{anchor}"><h3>Test set {esc(view.label)}{esc(kind)}</h3>',
              summary_table(view)]
     if view.marks:
         parts.append(f'<p class="legend">Marks: {esc(view.marks)}. Hover a mark for the difference and p.</p>')
@@ -365,6 +368,31 @@ def test_set_section(view: TestSetView, groups: LanguageGroups, ids: _Ids, prefi
     parts.append(_per_language(view, groups))
     parts.append("</section>")
     return anchor, "".join(parts)
+
+
+def _guard_and_selection(summary: dict[str, Any]) -> str:
+    """summary.json's guard flags (significant losses against the base) and the selection of the shipped row."""
+    parts = []
+    guard = summary.get("guard") or {}
+    if guard.get("sets"):
+        flags = guard.get("flags") or []
+        parts.append(f"<p>Guard sets: {esc(', '.join(guard['sets']))}; metrics {esc(', '.join(guard.get('metrics') or []))}. "
+                     f"{len(flags)} significant loss{'es' if len(flags) != 1 else ''} against the base:</p>")
+        if flags:
+            parts.append(table(["set", "row", "metric", "difference", "p"],
+                               [[f["set"], f["row"], metric_label(f["metric"]), signed(f["metric"], f.get("diff")),
+                                 f"{f['p']:.4g}" if isinstance(f.get("p"), (int, float)) else "–"] for f in flags],
+                               "guard-flags"))
+    selection = summary.get("selection") or {}
+    if selection.get("candidates"):
+        parts.append(f"<p>Selection: {esc(selection.get('rule'))}. Chosen: <b>{esc(selection.get('chosen') or 'none')}</b>"
+                     f" (best ignoring the guard: {esc(selection.get('best_ignoring_guard') or 'none')}).</p>")
+        rows = [[c.get("row"), fmt("map", c.get("validation")), "yes" if c.get("eligible") else "no",
+                 "; ".join(f"{g.get('set')} {metric_label(g.get('metric', ''))} {signed(g.get('metric', ''), g.get('diff'))}"
+                           for g in c.get("guard_losses") or []) or "–"]
+                for c in selection["candidates"]]
+        parts.append(table(["candidate", "validation", "eligible", "guard losses"], rows, "selection"))
+    return "".join(parts)
 
 
 def _run_details(exp: Experiment) -> str:
@@ -416,6 +444,11 @@ def experiment_section(exp: Experiment, groups: LanguageGroups, ids: _Ids, k: in
                      + figure(uri, "alpha curve", "left: the validation metric that chooses α (split of the training "
                               "data); right: test mAP at each α, for reading only")
                      + table(headers, rows, "alpha") + "</section>")
+    guard_html = _guard_and_selection(exp.summary)
+    if guard_html:
+        sub = ids(anchor, "guard")
+        toc.append((sub, "guard sets and selection"))
+        parts.append(f'<section id="{sub}"><h3>Guard sets and selection</h3>{guard_html}</section>')
     if exp.summary.get("conclusions"):
         sub = ids(anchor, "conclusions")
         toc.append((sub, "conclusions"))

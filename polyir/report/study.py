@@ -75,13 +75,40 @@ def is_result(data: Any) -> bool:
     return isinstance(data, dict) and isinstance(data.get("metrics"), dict) and bool(data.get("task") or data.get("dataset"))
 
 
+_MERGE_NAME = re.compile(r"^merge-w(?P<w>\d+(?:\.\d+)?)-s(?P<seed>\d+)$")
+
+
 def parse_run_name(name: str) -> tuple[str, int | None]:
-    """Row and seed of an ``eval/<name>`` folder: ``hybrid-a0.5-s1`` -> (``hybrid@0.5``, 1)."""
+    """Row and seed of an ``eval/<name>`` folder: ``hybrid-a0.5-s1`` -> (``hybrid@0.5``, 1),
+    ``merge-w0.5-s0`` -> (``hybrid+merge@0.5``, 0), ``hybrid+distill-s0`` -> (``hybrid+distill``, 0)."""
+    m = _MERGE_NAME.match(name)
+    if m:
+        return f"hybrid+merge@{float(m['w']):g}", int(m["seed"])
     m = _RUN_NAME.match(name)
     if not m:
         return name, None
     row = m["arm"] if m["alpha"] is None else f"{m['arm']}@{float(m['alpha']):g}"
     return row, None if m["seed"] is None else int(m["seed"])
+
+
+def run_rows(config: dict[str, Any]) -> dict[str, tuple[str, int | None]]:
+    """``eval/<name>`` -> (row, seed) as polyir/experiment/runner.py names them, from experiment.json's config."""
+    out: dict[str, tuple[str, int | None]] = {"base": ("base", None)}
+    try:
+        for seed in config.get("seeds") or []:
+            for arm in config.get("arms") or []:
+                if arm == "hybrid":
+                    for a in config.get("alphas") or []:
+                        out[f"hybrid-a{float(a):g}-s{seed}"] = (f"hybrid@{float(a):g}", int(seed))
+                else:
+                    out[f"{arm}-s{seed}"] = (str(arm), int(seed))
+            for v in config.get("variants") or []:
+                out[f"{v['name']}-s{seed}"] = (str(v["name"]), int(seed))
+            for w in config.get("merge_weights") or []:
+                out[f"merge-w{float(w):g}-s{seed}"] = (f"hybrid+merge@{float(w):g}", int(seed))
+    except (TypeError, ValueError, KeyError):  # an unexpected shape: fall back on the names alone
+        return {}
+    return out
 
 
 def load_experiment_folder(path: Path) -> Experiment:
@@ -94,9 +121,10 @@ def load_experiment_folder(path: Path) -> Experiment:
     experiment = read_json(exp_file) if exp_file.is_file() else None
     results = []
     eval_dir = path / "eval"
+    known = run_rows((experiment or {}).get("config") or {}) if isinstance(experiment, dict) else {}
     if eval_dir.is_dir():
         for run_dir in sorted(p for p in eval_dir.iterdir() if p.is_dir()):
-            row, seed = parse_run_name(run_dir.name)
+            row, seed = known.get(run_dir.name) or parse_run_name(run_dir.name)
             for f in sorted(run_dir.glob("*.json")):
                 data = read_json(f)
                 if is_result(data):

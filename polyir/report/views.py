@@ -61,7 +61,22 @@ class TestSetView:
 
 
 def metric_label(key: str) -> str:
-    return LABELS.get(key, key)
+    """Short column label: the experiment table's own labels first (they follow new metrics)."""
+    from polyir.experiment.summary import LABELS as SUMMARY_LABELS
+
+    return SUMMARY_LABELS.get(key) or LABELS.get(key, key)
+
+
+def file_stem(label: str) -> str:
+    """The eval file name of a result label, as polyir/experiment/runner.py writes it (``:`` and ``/`` replaced)."""
+    return label.replace(":", "--").replace("/", "_")
+
+
+def _hidden(stem: str) -> bool:
+    """Evaluation files the experiment never reports (a guard set's validation half, used to choose)."""
+    from polyir.experiment.summary import GUARD_VAL_PREFIX
+
+    return stem.startswith(file_stem(GUARD_VAL_PREFIX))
 
 
 def ref_letter(ref: str) -> str:
@@ -92,12 +107,13 @@ def experiment_views(exp: Experiment) -> list[TestSetView]:
     chosen = (exp.summary.get("alpha") or {}).get("chosen")
     views = []
     labels = list(exp.summary["results"])
-    extra = sorted({r.test_set for r in exp.results} - set(labels))
+    stems = {file_stem(label) for label in labels} | set(labels)
+    extra = sorted({r.test_set for r in exp.results if not _hidden(r.test_set)} - stems)
     for label in labels + extra:
         table = exp.summary["results"].get(label, {})
         by_row: dict[str, list[ResultFile]] = {}
         for r in exp.results:
-            if r.test_set == label:
+            if r.test_set in (label, file_stem(label)):
                 by_row.setdefault(r.row, []).append(r)
         for files in by_row.values():
             files.sort(key=lambda f: -1 if f.seed is None else f.seed)
