@@ -41,7 +41,8 @@ from polyir.data.miracl import (
 )
 from polyir.errors import DataFormatError, EmptySelectionError, PolyirError
 from polyir.models.cache import EmbeddingCache
-from polyir.models.encoder import Encoder, Precision
+from polyir.evaluation.run import EvalOptions
+from polyir.models.encoder import Encoder
 from polyir.runinfo import Timer, versions
 
 RESULT_FORMAT = "polyir.evaluation/1"
@@ -53,13 +54,9 @@ Run = Mapping[str, Sequence[tuple[str, float]]]  # query id -> (docid, score) pa
 
 
 @dataclass(frozen=True)
-class MiraclOptions:
-    """Knobs of one MIRACL run (recorded in the result)."""
+class MiraclOptions(EvalOptions):
+    """Knobs of one MIRACL run (recorded in the result): the LAReQA options plus search depth and chunking."""
 
-    precision: Precision = "fp32"
-    batch_size: int = 64
-    use_cache: bool = False
-    show_progress: bool = True
     k: int = 100  # depth of each query's ranked list; Recall@100 needs at least 100
     chunk_size: int = CHUNK_SIZE
 

@@ -111,13 +111,12 @@ def headline_bars(view: TestSetView) -> str | None:
     return data_uri(fig)
 
 
-def rank_distance_bars(view: TestSetView) -> str | None:
-    """Rank distance per query language and the macro value, one bar per row (lower is better)."""
-    rows = [r for r in view.rows if r.metrics.get("rank_distance") is not None and r.same_as is None]
-    if not rows:
-        return None
+def _language_bars(view: TestSetView, rows: list, metric: str, title: str, with_std: bool) -> str | None:
+    """``metric`` per query language plus the macro value, one bar per row (errors: the macro's spread)."""
     per = {r.name: mean_per_language(r.results) for r in rows}
-    langs = sorted({lang for p in per.values() for lang in p})
+    langs = sorted({lang for p in per.values() for lang, v in p.items() if v.get(metric) is not None})
+    if not rows or not langs:
+        return None
     groups = [*langs, "macro"]
     fig = Figure(figsize=(max(5.5, 2.0 + 0.22 * len(groups) * len(rows)), 3.3), layout="constrained")
     ax = fig.subplots()
@@ -125,16 +124,21 @@ def rank_distance_bars(view: TestSetView) -> str | None:
     width = 0.8 / len(rows)
     colors = _row_colors(view)
     for j, row in enumerate(rows):
-        color = colors[row.name]
-        vals = [(per[row.name].get(lang, {}).get("rank_distance") or np.nan) for lang in langs]
-        vals.append(row.metrics["rank_distance"])
-        errs = [0.0] * len(langs) + [row.std.get("rank_distance", 0.0)]
-        ax.bar(x + j * width, vals, width, yerr=errs, label=row.name, color=color)
+        vals = [per[row.name].get(lang, {}).get(metric) for lang in langs] + [row.metrics.get(metric)]
+        errs = [0.0] * len(langs) + [row.std.get(metric, 0.0)] if with_std else None
+        ax.bar(x + j * width, [np.nan if v is None else v for v in vals], width, yerr=errs, label=row.name,
+               color=colors[row.name])
     ax.set_xticks(x + width * (len(rows) - 1) / 2, groups, fontsize=8)
-    ax.set_ylabel("rank distance")
-    ax.set_title(f"{view.label}: rank distance by query language (lower is better)", fontsize=9)
+    ax.set_ylabel(metric_label(metric) if metric != "rank_distance" else "rank distance")
+    ax.set_title(f"{view.label}: {title}", fontsize=9)
     ax.legend(fontsize=7, ncols=2)
     return data_uri(fig)
+
+
+def rank_distance_bars(view: TestSetView) -> str | None:
+    """Rank distance per query language and the macro value, one bar per row (lower is better)."""
+    rows = [r for r in view.rows if r.metrics.get("rank_distance") is not None and r.same_as is None]
+    return _language_bars(view, rows, "rank_distance", "rank distance by query language (lower is better)", True)
 
 
 def alpha_curve(summary: dict[str, Any]) -> str | None:
@@ -171,22 +175,4 @@ def alpha_curve(summary: dict[str, Any]) -> str | None:
 def per_language_bars(view: TestSetView, metric: str) -> str | None:
     """One figure per other metric (e.g. MIRACL's nDCG@10): its value per query language, a bar per row."""
     rows = [r for r in view.rows if r.same_as is None and r.results]
-    per = {r.name: mean_per_language(r.results) for r in rows}
-    langs = sorted({lang for p in per.values() for lang, v in p.items() if v.get(metric) is not None})
-    if not langs:
-        return None
-    groups = [*langs, "macro"]
-    fig = Figure(figsize=(max(5.5, 2.0 + 0.22 * len(groups) * len(rows)), 3.3), layout="constrained")
-    ax = fig.subplots()
-    x = np.arange(len(groups))
-    width = 0.8 / len(rows)
-    colors = _row_colors(view)
-    for j, row in enumerate(rows):
-        color = colors[row.name]
-        vals = [per[row.name].get(lang, {}).get(metric) for lang in langs] + [row.metrics.get(metric)]
-        ax.bar(x + j * width, [np.nan if v is None else v for v in vals], width, label=row.name, color=color)
-    ax.set_xticks(x + width * (len(rows) - 1) / 2, groups, fontsize=8)
-    ax.set_ylabel(metric_label(metric))
-    ax.set_title(f"{view.label}: {metric_label(metric)} by query language", fontsize=9)
-    ax.legend(fontsize=7, ncols=2)
-    return data_uri(fig)
+    return _language_bars(view, rows, metric, f"{metric_label(metric)} by query language", False)
