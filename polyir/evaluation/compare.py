@@ -65,23 +65,32 @@ def per_query_values(result: dict[str, Any], metric: str) -> np.ndarray:
 def _cross_language_ap(pq: dict[str, Any]) -> tuple[list[str], np.ndarray]:
     """(candidate languages, queries x languages AP with each query's own language masked)."""
     langs = list(pq["ap_by_language"])
-    mat = np.array(
-        [[np.nan if v is None else v for v in pq["ap_by_language"][y]] for y in langs], dtype=float
-    ).T.reshape(len(pq["query_lang"]), len(langs))
+    mat = _ap_matrix(pq, langs)
     own = np.array(pq["query_lang"])
     for j, y in enumerate(langs):
         mat[own == y, j] = np.nan
     return langs, mat
 
 
+def _ap_matrix(pq: dict[str, Any], langs: list[str]) -> np.ndarray:
+    """Queries x candidate languages AP (NaN where a query has no relevant candidate in that language)."""
+    return np.array(
+        [[np.nan if v is None else v for v in pq["ap_by_language"][y]] for y in langs], dtype=float
+    ).T.reshape(len(pq["query_lang"]), len(langs))
+
+
 def _top1_per_query(pq: dict[str, Any], *, skip_english: bool) -> np.ndarray:
-    """Per query, the share of other target languages Y whose relevant candidates rank first in Y's
-    pool (AP = 1; with one relevant per language, as in sentence retrieval, top-1 translation
-    retrieval). ``skip_english`` leaves English targets out. NaN where no target language counts."""
+    """Per query, the share of other target languages Y whose relevant candidate ranks first in Y's
+    pool: top-1 translation retrieval. Defined only for queries with exactly one relevant candidate in
+    each language that has one (sentence retrieval, XQuAD-R), where it equals AP = 1; NaN otherwise
+    (e.g. NTREX documents). ``skip_english`` leaves English targets out."""
     import warnings
 
     langs, ap = _cross_language_ap(pq)
+    all_ap = _ap_matrix(pq, langs)
+    one_each = np.asarray(pq["n_relevant"], dtype=float) == (~np.isnan(all_ap)).sum(axis=1)
     hit = np.where(np.isnan(ap), np.nan, (ap >= 1.0 - 1e-12).astype(float))
+    hit[~one_each] = np.nan
     if skip_english and "en" in langs:
         hit[:, langs.index("en")] = np.nan
     with warnings.catch_warnings():
