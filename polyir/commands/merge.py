@@ -20,8 +20,6 @@ def merge_command(
 ) -> None:
     """Interpolate every weight: (1 - w) * BASE + w * TUNED; the result loads like any model folder."""
     from polyir.models.merge import merge_models
-    from polyir.runinfo import versions, write_json
 
     path = merge_models(base, tuned, weight, output, device=device)
-    write_json(path / "merge.json", {"base": base, "tuned": tuned, "weight": weight, "versions": versions()})
     Console().print(f"wrote {path} (weight {weight:g} on {tuned})")

@@ -7,6 +7,7 @@ Two views of a multilingual QA dataset:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -57,13 +58,15 @@ class RetrievalTask:
         their relevant candidates: a small, still multilingual task for quick looks and tests."""
         if max_pairs < 1:
             raise ValueError("max_pairs must be at least 1")
-        keep_ids: list[str] = []
-        for q in self.queries:
-            if q.pair_id not in keep_ids:
-                keep_ids.append(q.pair_id)
-                if len(keep_ids) == max_pairs:
-                    break
-        kept = set(keep_ids)
+        keep_ids = list(dict.fromkeys(q.pair_id for q in self.queries))[:max_pairs]
+        task = self.select_pairs(keep_ids)
+        task.notes = {**self.notes, "limited_to_pairs": len(keep_ids)}
+        return task
+
+    def select_pairs(self, pair_ids: Iterable[str]) -> RetrievalTask:
+        """The queries of ``pair_ids``, with a pool cut to the groups (paragraphs) that hold their
+        relevant candidates (LAReQA's pool for those questions: answers plus same-paragraph distractors)."""
+        kept = set(pair_ids)
         queries = [q for q in self.queries if q.pair_id in kept]
         group_of = {c.id: c.group for c in self.candidates}
         groups = {group_of[cid] for q in queries for cid in self.relevant[q.id]}
@@ -75,7 +78,7 @@ class RetrievalTask:
             queries=queries,
             candidates=candidates,
             relevant={q.id: self.relevant[q.id] for q in queries},
-            notes={**self.notes, "limited_to_pairs": len(kept)},
+            notes=dict(self.notes),
             excluded={k: v for k, v in excluded.items() if v},
         )
 

@@ -21,13 +21,9 @@ from polyir.data.split import split_by_document
 from polyir.evaluation.report import write_outputs
 from polyir.evaluation.run import EvalOptions, evaluate_encoder
 from polyir.experiment.config import ExperimentConfig, run_name
-from polyir.experiment.summary import choose_alpha, summarize, write_summary
+from polyir.experiment.summary import GUARD_PREFIX, GUARD_VAL_PREFIX, choose_alpha, summarize, write_summary
 from polyir.models.resolve import load_encoder
 from polyir.runinfo import Timer, versions, write_json
-
-GUARD_TEST = "guard:"  # label prefix of a guard set's test half (reported)
-GUARD_VAL = "guard-val:"  # label prefix of its validation half (used to choose, never reported as a result)
-
 
 def _evaluate_into(
     spec: str, name: str, config: ExperimentConfig, tasks: dict[str, Any], out: Path, console: Console,
@@ -70,8 +66,8 @@ def _load_tasks(config: ExperimentConfig) -> dict[str, Any]:
     for ts in g.sets:
         task = load_task_or_path(ts.dataset, languages=ts.languages)
         val, test = split_by_document(task, g.validation_fraction, g.split_seed)
-        tasks[GUARD_TEST + ts.label] = test
-        tasks[GUARD_VAL + ts.label] = val
+        tasks[GUARD_PREFIX + ts.label] = test  # reported
+        tasks[GUARD_VAL_PREFIX + ts.label] = val  # only for choosing
     return tasks
 
 
@@ -157,7 +153,6 @@ def run_experiment(
                     console.print(f"merge [bold]{escape(name)}[/bold] ({w:g} of {escape(str(tuned))})")
                     with timer(f"merge_{name}"):
                         merge_models(base_spec, str(tuned), w, folder)
-                        write_json(folder / "merge.json", {"base": base_spec, "tuned": str(tuned), "weight": w})
                 with timer(f"validate_{name}"):
                     validation.setdefault(row, {})[seed] = _validate_into(str(folder), name, config, seed, out)
                 evaluate(str(folder), name, row, seed)

@@ -17,7 +17,7 @@ TABLE_METRICS = ("mo_map", "cr_map", "mul_map", "rank_distance")
 LABELS = {"mo_map": "Mo.", "cr_map": "Cr.", "mul_map": "Mul.", "rank_distance": "Rank dist.",
           "mul_hit@1": "hit@1", "mul_hit@10": "hit@10", "cr_top1": "Cr. top-1",
           "cr_top1_non_en": "top-1 → non-en"}
-GUARD_PREFIX, GUARD_VAL_PREFIX = "guard:", "guard-val:"  # as the runner labels a guard set's halves
+GUARD_PREFIX, GUARD_VAL_PREFIX = "guard:", "guard-val:"  # labels of a guard set's test and validation halves
 LOWER_IS_BETTER = {"rank_distance"}
 ROW_ORDER = ("base", "monolingual", "crosslingual", "hybrid")
 

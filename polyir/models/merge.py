@@ -8,6 +8,7 @@ domains); interpolating back towards the base keeps much of both. ``w = 0`` give
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
@@ -52,18 +53,19 @@ def merge_encoders(base: Encoder, tuned: Encoder, weight: float) -> Encoder:
         raise PolyirError(
             f"the tokenizers differ ({len(base.tokenizer)} vs {len(tuned.tokenizer)} tokens); merge needs one vocabulary"
         )
-    import copy
-
     state = merge_state_dicts(base.st.state_dict(), tuned.st.state_dict(), weight)
     st = copy.deepcopy(tuned.st)
     st.load_state_dict(state)
-    merged = Encoder(st, tuned.settings, spec=f"merge({base.spec}, {tuned.spec}, w={weight:g})", device=str(tuned.device))
-    return merged
+    return Encoder(st, tuned.settings, spec=f"merge({base.spec}, {tuned.spec}, w={weight:g})", device=str(tuned.device))
 
 
 def merge_models(base: str, tuned: str, weight: float, output: Path | str, *, device: str = "cpu") -> Path:
-    """Load two model specs, merge them, and save a sentence-transformers folder at ``output``."""
+    """Load two model specs, merge them, and save a sentence-transformers folder at ``output`` with
+    ``merge.json`` (the two specs, the weight, versions) beside the weights."""
     from polyir.models.resolve import load_encoder
+    from polyir.runinfo import versions, write_json
 
     merged = merge_encoders(load_encoder(base, device=device), load_encoder(tuned, device=device), weight)
-    return merged.save(output)
+    path = merged.save(output)
+    write_json(path / "merge.json", {"base": base, "tuned": tuned, "weight": weight, "versions": versions()})
+    return path

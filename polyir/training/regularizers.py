@@ -79,7 +79,6 @@ class TeacherEmbeddings:
         self.cache = cache
         self._rows: dict[str, dict[str, int]] = {"query": {}, "passage": {}}
         self._blocks: dict[str, list[np.ndarray]] = {"query": [], "passage": []}
-        self._size = {"query": 0, "passage": 0}
         self._matrix: dict[str, np.ndarray | None] = {"query": None, "passage": None}
         self._fingerprint: str | None = None
 
@@ -110,9 +109,7 @@ class TeacherEmbeddings:
         if not new:
             return
         emb = self._encode(new, kind, show_progress).astype(np.float32)
-        for i, t in enumerate(new):
-            rows[t] = self._size[kind] + i
-        self._size[kind] += len(new)
+        rows.update((t, i) for i, t in enumerate(new, start=len(rows)))
         self._blocks[kind].append(emb)
         self._matrix[kind] = None
 
@@ -131,7 +128,7 @@ class TeacherEmbeddings:
         return torch.from_numpy(self._matrix[kind][idx]).to(device)  # type: ignore[index]
 
     def __len__(self) -> int:
-        return self._size["query"] + self._size["passage"]
+        return sum(len(rows) for rows in self._rows.values())
 
 
 def pick_translations(

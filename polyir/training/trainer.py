@@ -331,18 +331,11 @@ def _paragraph_set(config: TrainConfig, corpora: Sequence[ParallelQACorpus], max
         ids = [p.pair_id for p in corpus.pairs][:budget]
         if budget is not None:
             budget -= len(ids)
-        task = load_task(src.source, data_dir=config.data.data_dir, languages=src.languages)
-        keep = set(ids)
-        queries = [q for q in task.queries if q.pair_id in keep]
-        group_of = {c.id: c.group for c in task.candidates}
-        groups = {group_of[cid] for q in queries for cid in task.relevant[q.id]}
-        position: dict[str, int] = {}
-        for c in task.candidates:
-            if c.group in groups:
-                position[c.id] = len(out.candidates)
-                out.candidates.append(c.text)
-                out.cand_langs.append(c.language)
-        for q in queries:
+        task = load_task(src.source, data_dir=config.data.data_dir, languages=src.languages).select_pairs(ids)
+        position = {c.id: i for i, c in enumerate(task.candidates, start=len(out.candidates))}
+        out.candidates.extend(c.text for c in task.candidates)
+        out.cand_langs.extend(c.language for c in task.candidates)
+        for q in task.queries:
             out.queries.append(q.text)
             out.query_langs.append(q.language)
             out.query_ids.append(f"{corpus.name}:{q.pair_id}:{q.language}")
