@@ -10,6 +10,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from polyir.atomic import write_json as atomic_write_json
+
 _PACKAGES = ("polyir", "torch", "transformers", "sentence-transformers", "numpy", "faiss-cpu", "ranx")
 
 
@@ -41,12 +43,7 @@ class Timer:
 
 def write_json(path: Path, data: Any) -> Path:
     """Write JSON atomically (temp file, then rename) so a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=_jsonable), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write_json(path, data, default=_jsonable)
 
 
 def _jsonable(obj: Any) -> Any:
