@@ -130,3 +130,47 @@ def write_json(path: Path | str, data: Any, *, default: Callable[[Any], Any] | N
     """Write ``data`` as indented UTF-8 JSON atomically; returns the path."""
     text = json.dumps(data, indent=2, ensure_ascii=False, default=default)
     return write_text(path, text)
+
+
+@contextmanager
+def atomic_folder(path: Path | str, *, overwrite: bool = False, marker: str = "modules.json") -> Iterator[Path]:
+    """Build a folder beside ``path`` and swap it in only when the block completes.
+
+    An existing ``path`` is replaced only with ``overwrite`` and only when it holds ``marker`` (a folder of
+    the same kind) or is empty, so an unrelated folder is never mixed with or destroyed. Until the swap
+    the old folder stays whole; on an exception the half-built folder is removed.
+    """
+    import shutil
+
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise OutputError(f"{path} exists and is a file; give a folder name")
+        if any(path.iterdir()):
+            if not (path / marker).exists():
+                raise OutputError(f"{path} is a non-empty folder that holds no {marker}; refusing to write into it")
+            if not overwrite:
+                raise OutputError(f"{path} already holds a model; pass --overwrite to replace it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.new")
+        staging.mkdir()
+    except OSError as exc:
+        raise OutputError(f"cannot create a folder beside {path}: {_reason(exc)}") from exc
+    old = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.old")
+    try:
+        yield staging
+        try:
+            if path.exists():
+                os.replace(path, old)
+            os.replace(staging, path)
+        except OSError as exc:
+            if old.exists() and not path.exists():
+                os.replace(old, path)
+            raise OutputError(f"cannot write {path}: {_reason(exc)}") from exc
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {_reason(exc)}") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)

@@ -75,6 +75,8 @@ class Encoder:
         self.device = select_device(device)
         self.st.to(self.device)
         self._int8 = None
+        # Per-language centring (polyir.debias, method "center"): needs each text's language.
+        self.centering = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -114,6 +116,12 @@ class Encoder:
         from polyir.models.resolve import load_encoder
 
         return load_encoder(spec, device=device, **overrides)
+
+    def without_centering(self) -> Encoder:
+        """The same model without its per-language centring (shares the weights)."""
+        enc = self.with_settings()
+        enc.centering = None
+        return enc
 
     def with_settings(self, **changes) -> Encoder:
         """The same model with some settings changed (shares the weights)."""
@@ -162,8 +170,23 @@ class Encoder:
         precision: Precision = "fp32",
         show_progress: bool = True,
         desc: str | None = None,
+        languages: Sequence[str] | None = None,
     ) -> np.ndarray:
-        """Encode texts to float32 numpy vectors, longest first so padding stays small."""
+        """Encode texts to float32 numpy vectors, longest first so padding stays small.
+
+        ``languages`` (one per text) is needed by a model that centres per language."""
+        if self.centering is not None:
+            if languages is None:
+                from polyir.errors import PolyirError
+
+                raise PolyirError(
+                    f"{self.spec} centres each text by its language's mean, so it needs each text's language; "
+                    "commands that cannot know it (index, search, serve) need a model de-biased with --method subspace"
+                )
+            raw = self.without_centering().encode(
+                texts, kind, batch_size=batch_size, precision=precision, show_progress=show_progress, desc=desc
+            )
+            return self.centering.apply(raw, list(languages))
         texts = list(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
@@ -250,6 +273,9 @@ class Encoder:
             flat = t.reshape(-1)
             h.update(flat[:: max(1, flat.numel() // 4096)].numpy().tobytes())
             h.update(np.float64(flat.double().sum().item()).tobytes())
+        if self.centering is not None:
+            h.update(json.dumps(list(self.centering.languages)).encode())
+            h.update(np.ascontiguousarray(self.centering.means, dtype=np.float64).tobytes())
         return h.hexdigest()[:16]
 
 

@@ -76,7 +76,10 @@ def load_encoder(spec: str, *, device: str = "auto", **overrides) -> Encoder:
         settings = replace(EncoderSettings(), **overrides)
         return Encoder.from_transformers(resolved.location, settings, spec=spec, device=device)
     if resolved.kind == "sentence-transformers":
+        from polyir.debias.model import attach_centering
+
         enc = Encoder.from_sentence_transformers(resolved.location, spec=spec, device=device)
+        enc = attach_centering(enc, resolved.location)
         return enc.with_settings(**overrides) if overrides else enc
     return _load_hub(spec, device=device, **overrides)
 

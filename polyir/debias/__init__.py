@@ -1,0 +1,1 @@
+"""Training-free de-biasing of multilingual embeddings (language-subspace projection, centring)."""
