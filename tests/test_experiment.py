@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from polyir.cli import app
@@ -197,3 +198,44 @@ def test_guard_flags_and_selection_on_made_up_results():
     assert [c["eligible"] for c in sel["candidates"]] == [False, True, True]
     config.selection.respect_guard = False
     assert select(config, validation, guard_val, 0.5)["chosen"] == "hybrid"
+
+
+def test_debias_rows_fit_on_the_guard_validation_half_and_are_tested(setup, tmp_path):
+    out, sets = setup
+    guard = _guard_texts(tmp_path / "guard", n=24)
+    # the fitting text may not be a test set
+    with pytest.raises(PolyirError, match="is a test set"):
+        load_experiment(None, [*sets, "debias={fit: {dataset: xquad-r}}"])
+    _run([*sets, "arms=[monolingual, hybrid]", "guard.sets=[{dataset: " + guard + "}]",
+          "debias={fit: {dataset: " + guard + "}, rows: [base, hybrid], max_per_language: 100}",
+          "variants=[{name: hybrid-from-debiased, init: base+debias}]"])
+    summary = json.loads((out / "summary.json").read_text())
+    table = summary["results"]["xquad-r[en,de,es]"]
+    assert {"base+debias", "hybrid+debias"} <= set(table)
+    # every trained row is tested against the training-free baseline; the baseline against base only
+    assert "vs_base+debias" in table["hybrid"] and "vs_base+debias" in table["monolingual"]
+    assert "vs_base" in table["base+debias"] and "vs_monolingual" not in table["base+debias"]
+    # the projection was fitted on each row's own model, on the guard's validation half only
+    fit = json.loads((out / "debias" / "fit.json").read_text())
+    assert "validation half" in fit["part"] and set(fit["counts"]) == {"en", "de", "es"}
+    val_docs = json.loads((out / "eval" / "base" / f"guard-val--{guard.replace('/', '_')}.json").read_text())
+    assert fit["counts"]["en"] == val_docs["counts"]["queries"] // 3
+    for name in ("base", "hybrid-a0.5-s0"):
+        record = json.loads((out / "debias" / name / "polyir_debias.json").read_text())
+        assert record["rank"] == 2
+    base_fp = json.loads((out / "debias" / "base" / "polyir_debias.json").read_text())["base_fingerprint"]
+    hybrid_fp = json.loads((out / "debias" / "hybrid-a0.5-s0" / "polyir_debias.json").read_text())["base_fingerprint"]
+    assert base_fp != hybrid_fp
+    assert [c["row"] for c in summary["selection"]["candidates"]] == [
+        "hybrid", "hybrid-from-debiased", "base+debias", "hybrid+debias"]
+    # the variant trained from the de-biased base: the projection came along and stayed fixed
+    from polyir.models.resolve import load_encoder
+
+    start = load_encoder(str(out / "debias" / "base"), device="cpu")
+    trained = load_encoder(str(out / "runs" / "hybrid-from-debiased-s0" / "best"), device="cpu")
+    dense = [k for k in trained.st.state_dict() if "linear.weight" in k]
+    assert dense and all(torch.equal(trained.st.state_dict()[k], start.st.state_dict()[k]) for k in dense)
+    assert not torch.equal(trained.transformer.encoder.layer[0].attention.self.query.weight,
+                           start.transformer.encoder.layer[0].attention.self.query.weight)
+    assert summary["debias"]["fitted_on"]["dataset"] == guard
+    assert "D" in summary["marks"] and "| base+debias |" in (out / "table.md").read_text()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from polyir.data.types import RetrievalTask
 from polyir.errors import EmptySelectionError, PolyirError
 from polyir.languages import select_languages
 
@@ -60,6 +61,14 @@ def _by_language(items: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
     return {lang: list(dict.fromkeys(texts)) for lang, texts in out.items()}  # unique, first-seen order
 
 
+def task_texts(task: RetrievalTask) -> dict[str, dict[str, list[str]]]:
+    """A retrieval task's texts: candidates as ``passage``, questions as ``query``."""
+    return {
+        "passage": _by_language([(c.language, c.text) for c in task.candidates]),
+        "query": _by_language([(q.language, q.text) for q in task.queries]),
+    }
+
+
 def _source_texts(source: str, languages: Sequence[str] | None, data_dir: Path | str | None) -> dict[str, dict[str, list[str]]]:
     path = Path(source).expanduser()
     if path.is_file() and path.name.endswith((".jsonl", ".jsonl.gz")) and "pair_id" not in _first_record(path):
@@ -69,11 +78,7 @@ def _source_texts(source: str, languages: Sequence[str] | None, data_dir: Path |
         return {"passage": _by_language([(p.language, p.text) for p in passages])}
     from polyir.data.parallel import load_task_or_path
 
-    task = load_task_or_path(source, data_dir=data_dir, languages=languages)
-    return {
-        "passage": _by_language([(c.language, c.text) for c in task.candidates]),
-        "query": _by_language([(q.language, q.text) for q in task.queries]),
-    }
+    return task_texts(load_task_or_path(source, data_dir=data_dir, languages=languages))
 
 
 def fit_texts(
@@ -84,13 +89,15 @@ def fit_texts(
     max_per_language: int | None = 1000,
     seed: int = 0,
     data_dir: Path | str | None = None,
+    task: RetrievalTask | None = None,
 ) -> FitTexts:
-    """Load ``source`` and keep up to ``max_per_language`` unique texts per language and side (seeded sample)."""
+    """Load ``source`` (or take the already-loaded ``task``, e.g. a guard set's validation half, named
+    ``source``) and keep up to ``max_per_language`` unique texts per language and side (seeded sample)."""
     if side not in SIDES:
         raise PolyirError(f"unknown side {side!r}; use one of {', '.join(SIDES)}")
     if max_per_language is not None and max_per_language < 1:
         raise PolyirError(f"--max-per-language must be at least 1, not {max_per_language}")
-    available = _source_texts(source, languages, data_dir)
+    available = task_texts(task) if task is not None else _source_texts(source, languages, data_dir)
     wanted_sides = ("passage", "query") if side == "both" else (side,)
     texts: dict[str, dict[str, list[str]]] = {}
     for s in wanted_sides:

@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from polyir.errors import PolyirError
 from polyir.languages import parse_languages
@@ -39,7 +39,7 @@ QUICK_OVERRIDES = [
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # inf/nan: "Input should be a finite number"
 
 
 class TestSet(_Strict):
@@ -101,6 +101,9 @@ class VariantSection(_Strict):
     arm: Arm = "hybrid"
     alpha: float | None = Field(None, ge=0, le=1, description="hybrid α (default: the α chosen on validation)")
     set: list[str] = Field(default_factory=list, description="training overrides, e.g. regularization.distill_weight=1")
+    init: Literal["base", "base+debias"] = Field(
+        "base", description="start from the base model, or from its de-biased copy (needs debias.rows to hold base)"
+    )
 
     @field_validator("name")
     @classmethod
@@ -114,6 +117,19 @@ class SelectionSection(_Strict):
     """How the shipped configuration is picked among hybrid, the variants and the merges."""
 
     respect_guard: bool = Field(True, description="only candidates with no significant loss on guard validation halves")
+
+
+class DebiasSection(_Strict):
+    """The training-free baseline (polyir debias): a language-subspace projection fitted on each listed
+    row's own model, evaluated as the row ``<row>+debias``. The fitting text must not be a test set."""
+
+    fit: TestSet = Field(description="unlabeled text of each language, e.g. {dataset: ntrex-sentences, languages: [...]}")
+    rows: list[str] = Field(default_factory=lambda: ["base", "hybrid"], description="rows to de-bias (base, arms, variants, merges)")
+    method: Literal["subspace", "center"] = "subspace"
+    rank: int | None = Field(None, ge=1, description="directions removed (default: languages - 1)")
+    side: Literal["passage", "query", "both"] = "passage"
+    max_per_language: int = Field(1000, ge=10)
+    seed: int = 0
 
 
 class ExperimentConfig(_Strict):
@@ -133,7 +149,21 @@ class ExperimentConfig(_Strict):
         default_factory=list, description="WiSE-FT: share of the hybrid weights merged with the base"
     )
     selection: SelectionSection = Field(default_factory=SelectionSection)
+    debias: DebiasSection | None = Field(None, description="the training-free baseline rows (<row>+debias)")
     output_dir: Path = Path("runs/experiment")
+
+    @model_validator(mode="after")
+    def _debias_not_on_test(self) -> ExperimentConfig:
+        needs = [v.name for v in self.variants if v.init == "base+debias"]
+        if needs and (self.debias is None or "base" not in self.debias.rows):
+            raise ValueError(f"variants {needs} start from base+debias: add a debias section whose rows hold base")
+        if self.debias is not None:
+            tests = {ts.dataset for ts in self.test_sets}
+            if self.debias.fit.dataset in tests:
+                raise ValueError(
+                    f"debias.fit.dataset {self.debias.fit.dataset!r} is a test set; fit on other text (e.g. ntrex-sentences)"
+                )
+        return self
 
     @field_validator("merge_weights")
     @classmethod
@@ -180,12 +210,16 @@ class ExperimentConfig(_Strict):
         data["overwrite"] = True
         return config_from_dict(data)
 
-    def variant_config(self, variant: VariantSection, seed: int, alpha: float | None, output_dir: Path) -> TrainConfig:
-        """A variant's training config: its arm's config with the variant's overrides."""
+    def variant_config(
+        self, variant: VariantSection, seed: int, alpha: float | None, output_dir: Path, *, init: str | None = None
+    ) -> TrainConfig:
+        """A variant's training config: its arm's config with the variant's overrides (``init``: the
+        model folder to start from instead of the base, e.g. the base's de-biased copy)."""
         base = self.train_config(variant.arm, seed, alpha if variant.arm == "hybrid" else None, output_dir)
-        if not variant.set:
+        sets = [*variant.set, *([f"model.spec={init}"] if init else [])]
+        if not sets:
             return base
-        data, origins = apply_overrides(base.model_dump(mode="json"), variant.set)
+        data, origins = apply_overrides(base.model_dump(mode="json"), sets)
         return config_from_dict(data, origins=origins)
 
     def runs(self) -> list[tuple[str, float | None]]:

@@ -21,6 +21,7 @@ from polyir.data.split import split_by_document
 from polyir.evaluation.report import write_outputs
 from polyir.evaluation.run import EvalOptions, evaluate_encoder
 from polyir.experiment.config import ExperimentConfig, run_name
+from polyir.experiment.debias import debiased_folder
 from polyir.experiment.summary import GUARD_PREFIX, GUARD_VAL_PREFIX, choose_alpha, summarize, write_summary
 from polyir.models.resolve import load_encoder
 from polyir.runinfo import Timer, versions, write_json
@@ -109,12 +110,29 @@ def run_experiment(
     evaluations: dict[str, dict[int | None, dict[str, Path]]] = {}
     validation: dict[str, dict[int, float | None]] = {}
 
+    models: dict[str, dict[int | None, tuple[str, str]]] = {}  # row -> seed -> (spec, name)
+
     def evaluate(spec: str, name: str, row: str, seed: int | None) -> None:
+        models.setdefault(row, {})[seed] = (spec, name)
         with timer(f"evaluate_{name}"):
             evaluations.setdefault(row, {})[seed] = _evaluate_into(spec, name, config, tasks, out, console, progress)
 
     if config.include_base:
         evaluate(base_spec, "base", "base", None)
+
+    def debias_row(row: str) -> None:
+        """``<row>+debias``: each seed's model of ``row`` with its own projection (polyir.experiment.debias)."""
+        from polyir.experiment.debias import debias_rows
+
+        for name_row, seed, spec, name in debias_rows(config, row, models, chosen, out, console, progress, timer):
+            with timer(f"validate_{name}"):
+                validation.setdefault(name_row, {})[seed if seed is not None else config.seeds[0]] = _validate_into(
+                    spec, name, config, seed if seed is not None else config.seeds[0], out)
+            evaluate(spec, name, name_row, seed)
+
+    chosen = None
+    if config.debias is not None and "base" in config.debias.rows:  # first: variants may start from it
+        debias_row("base")
 
     def train_and_evaluate(name: str, row: str, seed: int, make_config) -> Path:
         run_dir = out / "runs" / name
@@ -137,8 +155,9 @@ def run_experiment(
     for variant in config.variants:
         alpha = variant.alpha if variant.alpha is not None else chosen
         for seed in config.seeds:
+            init = str(debiased_folder(out, "base")) if variant.init == "base+debias" else None
             train_and_evaluate(f"{variant.name}-s{seed}", variant.name, seed,
-                               lambda d, v=variant, s=seed, a=alpha: config.variant_config(v, s, a, d))
+                               lambda d, v=variant, s=seed, a=alpha, i=init: config.variant_config(v, s, a, d, init=i))
 
     if config.merge_weights and chosen is not None:
         from polyir.models.merge import merge_models
@@ -157,8 +176,15 @@ def run_experiment(
                     validation.setdefault(row, {})[seed] = _validate_into(str(folder), name, config, seed, out)
                 evaluate(str(folder), name, row, seed)
 
+    for row in [r for r in (config.debias.rows if config.debias else []) if r != "base"]:
+        debias_row(row)
+
     with timer("summary"):
         summary = summarize(config, evaluations, validation)
+    fit_info = out / "debias" / "fit.json"
+    if config.debias is not None and fit_info.is_file():
+        summary["debias"] = {**config.debias.model_dump(mode="json"),
+                             "fitted_on": json.loads(fit_info.read_text(encoding="utf-8"))}
     summary["timings"] = timer.seconds
     write_summary(summary, out)
     return summary

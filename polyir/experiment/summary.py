@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from polyir.atomic import write_text, write_with
 from polyir.evaluation.compare import per_query_values, top1_metrics
 from polyir.evaluation.significance import paired_permutation_test
 from polyir.runinfo import write_json
@@ -19,7 +20,9 @@ LABELS = {"mo_map": "Mo.", "cr_map": "Cr.", "mul_map": "Mul.", "rank_distance": 
           "cr_top1_non_en": "top-1 → non-en"}
 GUARD_PREFIX, GUARD_VAL_PREFIX = "guard:", "guard-val:"  # labels of a guard set's test and validation halves
 LOWER_IS_BETTER = {"rank_distance"}
-ROW_ORDER = ("base", "monolingual", "crosslingual", "hybrid")
+ROW_ORDER = ("base", "base+debias", "monolingual", "crosslingual", "hybrid")
+DEBIASED_BASE = "base+debias"  # the training-free baseline every trained row is also tested against
+REFERENCES = (("base", "B"), ("monolingual", "M"), (DEBIASED_BASE, "D"))
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -118,12 +121,13 @@ def summarize(config, evaluations: dict[str, dict], validation: dict[str, dict])
                            for label, t in guard_val.items()},
         },
         "selection": select(config, validation, guard_val, chosen),
-        "marks": "vs base (B) and vs monolingual (M): + better / − worse, * p<0.05, ** p<0.01; "
+        "marks": "vs base (B), vs monolingual (M) and vs base+debias (D): + better / − worse, * p<0.05, ** p<0.01; "
                  "paired randomization test over queries (seed-averaged per-query values), macro as reported",
     }
 
 
-def _table(label: str, rows: dict[str, dict], config, refs: tuple[str, ...] = ("base", "monolingual")) -> dict[str, Any]:
+def _table(label: str, rows: dict[str, dict], config,
+           refs: tuple[str, ...] = tuple(r for r, _ in REFERENCES)) -> dict[str, Any]:
     """One result label: per row the seed-mean of every metric, the spread, and paired tests vs refs."""
     metrics = _metrics_for(label, config)
     loaded = {row: [_load(paths[label]) for paths in by_seed.values()] for row, by_seed in rows.items()}
@@ -137,7 +141,7 @@ def _table(label: str, rows: dict[str, dict], config, refs: tuple[str, ...] = ("
                         for k in metrics}
         entry["n_seeds"] = len(res)
         for ref in refs:
-            if ref in loaded and row != ref and not (ref == "monolingual" and row == "base"):
+            if ref in loaded and row != ref and not (ref != "base" and row in ("base", DEBIASED_BASE)):
                 entry[f"vs_{ref}"] = {
                     m: _test(res, loaded[ref], m, config.evaluation.resamples, 0)
                     for m in metrics if entry.get(m) is not None
@@ -171,6 +175,8 @@ def select(config, validation: dict[str, dict[int, float | None]], guard_val: di
     names = [f"hybrid@{chosen_alpha:g}"] if chosen_alpha is not None else []
     names += [v.name for v in config.variants]
     names += [f"hybrid+merge@{w:g}" for w in config.merge_weights]
+    if getattr(config, "debias", None) is not None:
+        names += [f"{r}+debias" for r in config.debias.rows]
     candidates = []
     for name in names:
         vals = [v for v in validation.get(name, {}).values() if v is not None]
@@ -202,10 +208,10 @@ def _conclusions(results: dict[str, dict[str, Any]]) -> list[str]:
     """Plain statements of what the tests say, whichever way they fall."""
     out = []
     for label, table in results.items():
-        for row in ("hybrid", "crosslingual", "monolingual"):
+        for row in ("hybrid", "crosslingual", "monolingual", DEBIASED_BASE, "hybrid+debias"):
             if row not in table:
                 continue
-            for ref in ("monolingual", "base"):
+            for ref in ("monolingual", "base", DEBIASED_BASE):
                 tests = table[row].get(f"vs_{ref}")
                 if not tests or row == ref:
                     continue
@@ -231,7 +237,7 @@ def _cell(entry: dict[str, Any], metric: str) -> str:
     if entry.get("n_seeds", 1) > 1:
         text += " ±" + fmt.format(entry["std"][metric])
     marks = []
-    for ref, letter in (("base", "B"), ("monolingual", "M")):
+    for ref, letter in REFERENCES:
         t = entry.get(f"vs_{ref}", {}).get(metric)
         if t and t["mark"]:
             marks.append(f"{letter}{'+' if t['better'] else '−'}{t['mark']}")
@@ -335,7 +341,7 @@ def write_charts(summary: dict[str, Any], out: Path) -> list[Path]:
         ax.set_title(f"{label}: rank distance (lower is better)")
     fig.tight_layout()
     path = out / "chart.png"
-    fig.savefig(path, dpi=110)
+    write_with(path, lambda fh, fig=fig: fig.savefig(fh, format="png", dpi=110))
     plt.close(fig)
     paths.append(path)
     curve = summary["alpha"]["curve"]
@@ -351,7 +357,7 @@ def write_charts(summary: dict[str, Any], out: Path) -> list[Path]:
         ax.legend(fontsize=8)
         fig.tight_layout()
         path = out / "alpha_curve.png"
-        fig.savefig(path, dpi=110)
+        write_with(path, lambda fh, fig=fig: fig.savefig(fh, format="png", dpi=110))
         plt.close(fig)
         paths.append(path)
     points = tradeoff_points(summary)
@@ -368,7 +374,7 @@ def write_charts(summary: dict[str, Any], out: Path) -> list[Path]:
         ax.set_title("WiSE-FT trade-off (test figures; the choice uses validation data only)")
         fig.tight_layout()
         path = out / "tradeoff.png"
-        fig.savefig(path, dpi=110)
+        write_with(path, lambda fh, fig=fig: fig.savefig(fh, format="png", dpi=110))
         plt.close(fig)
         paths.append(path)
     return paths
@@ -378,6 +384,6 @@ def write_summary(summary: dict[str, Any], out: Path) -> dict[str, Path]:
     """summary.json, table.md and the charts."""
     out = Path(out)
     write_json(out / "summary.json", summary)
-    (out / "table.md").write_text(markdown_table(summary), encoding="utf-8")
+    write_text(out / "table.md", markdown_table(summary))
     charts = write_charts(summary, out)
     return {"summary": out / "summary.json", "table": out / "table.md", **{p.stem: p for p in charts}}

@@ -21,8 +21,8 @@ KNOWN_METRICS = ("mo_map", "cr_map", "mul_map", "rank_distance", "mul_hit@1", "m
 LABELS = {"mo_map": "Mo.", "cr_map": "Cr.", "mul_map": "Mul.", "rank_distance": "Rank dist.",
           "mul_hit@1": "hit@1", "mul_hit@10": "hit@10"}
 LOWER_IS_BETTER = {"rank_distance"}
-ROW_ORDER = ("base", "monolingual", "crosslingual", "hybrid")
-REF_LETTERS = {"base": "B", "monolingual": "M"}
+ROW_ORDER = ("base", "base+debias", "monolingual", "crosslingual", "hybrid")
+REF_LETTERS = {"base": "B", "monolingual": "M", "base+debias": "D"}
 _NOT_METRICS = {"std", "n_seeds"}
 
 

@@ -1,0 +1,78 @@
+"""The experiment's training-free baseline rows: each listed row's model plus its own projection.
+
+For every row in ``debias.rows`` (``base``, an arm, a variant or a merge) and every seed, a projection
+is fitted on that model's embeddings of the fitting text and saved under ``debias/<name>/`` (reused
+when present); the row ``<row>+debias`` is then validated and evaluated like any other. When the fitting
+dataset is also a guard set, only the guard's validation half is used, so its reported test half
+stays unseen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from polyir.debias.model import fit_debias, save_debiased
+from polyir.debias.source import FitTexts, fit_texts
+from polyir.errors import PolyirError
+
+SUFFIX = "+debias"
+
+
+def debias_fit_texts(config: Any) -> tuple[FitTexts, dict[str, Any]]:
+    """The fitting texts of an experiment, and a record of where they came from."""
+    from polyir.data.parallel import load_task_or_path
+    from polyir.data.split import split_by_document
+
+    d = config.debias
+    task = load_task_or_path(d.fit.dataset, languages=d.fit.languages)
+    info: dict[str, Any] = {"dataset": d.fit.dataset, "languages": d.fit.languages, "part": "all"}
+    if d.fit.dataset in {ts.dataset for ts in config.guard.sets}:
+        task, _ = split_by_document(task, config.guard.validation_fraction, config.guard.split_seed)
+        info["part"] = "guard validation half (the reported test half is never used to fit)"
+    texts = fit_texts(d.fit.label, side=d.side, max_per_language=d.max_per_language, seed=d.seed, task=task)
+    info["counts"] = texts.counts()
+    return texts, info
+
+
+def _model_row(row: str, chosen_alpha: float | None) -> str:
+    return f"hybrid@{chosen_alpha:g}" if row == "hybrid" and chosen_alpha is not None else row
+
+
+def debias_rows(
+    config: Any, row: str, models: dict[str, dict[int | None, tuple[str, str]]], chosen_alpha: float | None,
+    out: Path, console: Console, progress: bool, timer: Any,
+) -> Iterator[tuple[str, int | None, str, str]]:
+    """Fit (or reuse) the projection of each seed's model of ``row``; yields (row+debias, seed, folder, name)."""
+    from polyir.models.resolve import load_encoder
+    from polyir.runinfo import write_json
+
+    d = config.debias
+    source_row = _model_row(row, chosen_alpha)
+    if source_row not in models:
+        raise PolyirError(f"debias.rows: no row {row!r} in this experiment; rows: {', '.join(models)}")
+    texts: FitTexts | None = None
+    for seed, (spec, name) in models[source_row].items():
+        folder = debiased_folder(out, name)
+        if not (folder / "polyir_debias.json").is_file():
+            if texts is None:
+                texts, info = debias_fit_texts(config)
+                write_json(out / "debias" / "fit.json", info)
+            console.print(f"debias [bold]{escape(name)}[/bold] (fit on {escape(texts.source)})")
+            with timer(f"debias_{name}"):
+                encoder = load_encoder(spec)
+                fit = fit_debias(
+                    encoder, texts, method=d.method, rank=d.rank, precision=config.evaluation.precision,
+                    batch_size=config.evaluation.batch_size, show_progress=progress,
+                )
+                save_debiased(encoder, fit, folder, overwrite=True)
+        yield row + SUFFIX, seed, str(folder), name + SUFFIX
+
+
+def debiased_folder(out: Path, name: str) -> Path:
+    """Where the experiment keeps the de-biased copy of the model ``name`` (``base``, a run name)."""
+    return Path(out) / "debias" / name
