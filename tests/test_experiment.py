@@ -239,3 +239,15 @@ def test_debias_rows_fit_on_the_guard_validation_half_and_are_tested(setup, tmp_
                            start.transformer.encoder.layer[0].attention.self.query.weight)
     assert summary["debias"]["fitted_on"]["dataset"] == guard
     assert "D" in summary["marks"] and "| base+debias |" in (out / "table.md").read_text()
+
+
+def test_reuse_from_evaluates_another_experiments_models_without_training(setup, tmp_path):
+    out, sets = setup
+    _run([*sets, "arms=[hybrid]"])
+    other = tmp_path / "other"
+    _run([*sets, "arms=[hybrid]", f"output_dir={other}", f"reuse_from=[{out}]"])
+    assert not (other / "runs").exists()  # nothing trained here
+    summary = json.loads((other / "summary.json").read_text())
+    mine = summary["results"]["xquad-r[en,de,es]"]["hybrid"]["mul_map"]
+    theirs = json.loads((out / "summary.json").read_text())["results"]["xquad-r[en,de,es]"]["hybrid"]["mul_map"]
+    assert mine == pytest.approx(theirs)

@@ -150,6 +150,11 @@ class ExperimentConfig(_Strict):
     )
     selection: SelectionSection = Field(default_factory=SelectionSection)
     debias: DebiasSection | None = Field(None, description="the training-free baseline rows (<row>+debias)")
+    reuse_from: list[Path] = Field(
+        default_factory=list,
+        description="experiment folders whose finished models (runs/, merges/, debias/ of the same names) are "
+        "evaluated here instead of training again, e.g. to test the default experiment's models on other tasks",
+    )
     output_dir: Path = Path("runs/experiment")
 
     @model_validator(mode="after")

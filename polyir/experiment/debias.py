@@ -57,7 +57,8 @@ def debias_rows(
         raise PolyirError(f"debias.rows: no row {row!r} in this experiment; rows: {', '.join(models)}")
     texts: FitTexts | None = None
     for seed, (spec, name) in models[source_row].items():
-        folder = debiased_folder(out, name)
+        folder = next((debiased_folder(f, name) for f in config.reuse_from
+                       if (debiased_folder(f, name) / "polyir_debias.json").is_file()), debiased_folder(out, name))
         if not (folder / "polyir_debias.json").is_file():
             if texts is None:
                 texts, info = debias_fit_texts(config)

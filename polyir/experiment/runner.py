@@ -88,6 +88,15 @@ def _validate_into(spec: str, name: str, config: ExperimentConfig, seed: int, ou
     return None if value is None else float(value)
 
 
+def _reused(config: ExperimentConfig, kind: str, name: str, done) -> Path | None:
+    """A finished model of the same name in one of ``config.reuse_from``'s experiment folders."""
+    for folder in config.reuse_from:
+        candidate = Path(folder) / kind / name
+        if done(candidate):
+            return candidate
+    return None
+
+
 def _trained(run_dir: Path) -> bool:
     return (run_dir / "run.json").is_file() and (run_dir / "best" / "modules.json").is_file()
 
@@ -135,7 +144,7 @@ def run_experiment(
         debias_row("base")
 
     def train_and_evaluate(name: str, row: str, seed: int, make_config) -> Path:
-        run_dir = out / "runs" / name
+        run_dir = _reused(config, "runs", name, _trained) or out / "runs" / name
         if not _trained(run_dir):
             console.print(f"train [bold]{escape(name)}[/bold]")
             with timer(f"train_{name}"):
@@ -167,7 +176,7 @@ def run_experiment(
             for w in config.merge_weights:
                 name = f"merge-w{w:g}-s{seed}"
                 row = f"hybrid+merge@{w:g}"
-                folder = out / "merges" / name
+                folder = _reused(config, "merges", name, lambda f: (f / "modules.json").is_file()) or out / "merges" / name
                 if not (folder / "modules.json").is_file():
                     console.print(f"merge [bold]{escape(name)}[/bold] ({w:g} of {escape(str(tuned))})")
                     with timer(f"merge_{name}"):
