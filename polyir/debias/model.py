@@ -120,6 +120,37 @@ def has_projection(encoder: Encoder) -> bool:
     return any(getattr(m, "_polyir_debias", False) for m in encoder.st)
 
 
+def split_projection(encoder: Encoder) -> tuple[Encoder, np.ndarray] | None:
+    """(the encoder without its projection, the projection matrix), or None when it has none.
+
+    The projection is linear and sits after pooling, so an evaluation can encode with the model
+    underneath (sharing its embedding cache) and apply the matrix in numpy: the same vectors after
+    re-normalisation, at no extra encoding cost."""
+    from sentence_transformers import SentenceTransformer
+
+    modules = list(encoder.st)
+    at = [i for i, m in enumerate(modules) if getattr(m, "_polyir_debias", False)]
+    if len(at) != 1:
+        return None
+    dense = modules[at[0]]
+    rest = modules[: at[0]] + modules[at[0] + 1 :]
+    if not any(type(m).__name__ == "Normalize" for m in rest):
+        return None  # the projection was the last step before an added Normalize: keep the model whole
+    raw = Encoder.__new__(Encoder)
+    raw.__dict__.update(encoder.__dict__)
+    raw.st = SentenceTransformer(modules=rest, device="cpu", prompts=dict(encoder.st.prompts or {}))
+    raw.st.to(encoder.device)
+    raw._int8 = None
+    matrix = dense.linear.weight.detach().float().cpu().numpy().astype(np.float64)
+    return raw, matrix
+
+
+def apply_matrix(emb: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Rows times a projection matrix (Dense computes ``W x``), re-normalised, as float32."""
+    out = emb.astype(np.float64) @ matrix.T
+    return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
 def projection_module(projection: SubspaceProjection):
     """The projection as a bias-free, identity-activation sentence-transformers Dense module."""
     modules = _st_modules()

@@ -165,3 +165,28 @@ def pairs_of_result(result: dict[str, Any], *, k: int = DEFAULT_K, margin: float
         section["weakest_pairs"] = weakest_pairs(table, k=k, margin=margin)
         return section
     return None
+
+
+def pair_tests(
+    row: dict[str, Any], ref: dict[str, Any], *, resamples: int = 10_000, seed: int = 0
+) -> list[dict[str, Any]]:
+    """Per (X, Y) pair: mAP of ``row`` and ``ref`` and a paired randomization test over the X queries
+    that have a relevant candidate in Y (results of one task; per-query values aligned by query id)."""
+    from polyir.evaluation.significance import paired_permutation_test
+
+    pa, pb = row.get("per_query"), ref.get("per_query")
+    if not (isinstance(pa, dict) and isinstance(pb, dict)) or pa.get("query_id") != pb.get("query_id"):
+        raise ValueError("pair tests need per-query values of the same queries in both results")
+    q_lang = np.asarray(pa["query_lang"], dtype=object)
+    out = []
+    for y in sorted(set(pa["ap_by_language"]) & set(pb["ap_by_language"])):
+        a_all, b_all = _floats(pa["ap_by_language"][y]), _floats(pb["ap_by_language"][y])
+        for x in sorted(set(q_lang.tolist())):
+            keep = (q_lang == x) & ~np.isnan(a_all) & ~np.isnan(b_all)
+            if not keep.any():
+                continue
+            t = paired_permutation_test(a_all[keep], b_all[keep], n_resamples=resamples, seed=seed)
+            out.append({"query": str(x), "candidate": str(y), "n_queries": int(keep.sum()),
+                        "map": float(a_all[keep].mean()), "ref_map": float(b_all[keep].mean()),
+                        "diff": float(t.mean_diff), "p": float(t.p_value)})
+    return out

@@ -5,12 +5,14 @@ The result dict is what ``polyir evaluate`` writes as JSON and what ``polyir com
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from polyir.data.types import RetrievalTask
+from polyir.debias.model import apply_matrix, split_projection
 from polyir.evaluation.lareqa import lareqa_metrics
 from polyir.evaluation.pairs import pairs_of_lareqa
 from polyir.models.cache import EmbeddingCache
@@ -43,6 +45,15 @@ def embed_task(
     ``memo`` ((kind, text) -> embedding), shared across calls with one encoder and precision, lets
     tasks that share texts (e.g. NTREX sentences and documents) encode each text only once."""
     timer = timer or Timer()
+    split = split_projection(encoder)
+    if split is not None:  # encode (and cache, memo) with the model underneath, then project
+        raw, matrix = split
+        q_raw, c_raw, info = embed_task(raw, task, options, timer, None, memo)
+        return apply_matrix(q_raw, matrix), apply_matrix(c_raw, matrix), {**info, "projection": "applied after encoding"}
+    if encoder.centering is not None:  # encode (and cache, memo) raw, then centre by the task's languages
+        q_raw, c_raw, info = embed_task(encoder.without_centering(), task, options, timer, None, memo)
+        q = encoder.centering.apply(q_raw, [x.language for x in task.queries])
+        return q, encoder.centering.apply(c_raw, [c.language for c in task.candidates]), info
     cache = EmbeddingCache() if options.use_cache else None
     if cache is not None and fingerprint is None:
         fingerprint = encoder.fingerprint()
@@ -112,6 +123,28 @@ def score_task(
     )
 
 
+def task_fingerprint(task: RetrievalTask) -> str:
+    """A sha256 of what a task holds (query and candidate ids, languages, texts; relevance; exclusions):
+    ``polyir compare`` refuses two results whose tasks differ although their query ids coincide."""
+    h = hashlib.sha256()
+
+    def add(*parts: str) -> None:
+        for part in parts:
+            h.update(part.encode("utf-8"))
+            h.update(b"\x00")
+        h.update(b"\x01")
+
+    for q in task.queries:
+        add("q", q.id, q.language, q.text)
+    for c in task.candidates:
+        add("c", c.id, c.language, c.text)
+    for qid in sorted(task.relevant):
+        add("r", qid, *sorted(task.relevant[qid]))
+    for qid in sorted(task.excluded):
+        add("x", qid, *sorted(task.excluded[qid]))
+    return "sha256:" + h.hexdigest()
+
+
 HEADLINE_KEYS = ("mo_map", "cr_map", "mul_map", "rank_distance", "mul_hit@1", "mul_hit@10")
 
 
@@ -154,6 +187,7 @@ def evaluate_encoder(
         "format": RESULT_FORMAT,
         "task": task.name,
         "dataset": dataset or task.name,
+        "dataset_fingerprint": task_fingerprint(task),
         "model": encoder.spec,
         "fingerprint": fingerprint,
         "config": {

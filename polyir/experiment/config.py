@@ -34,7 +34,8 @@ QUICK_OVERRIDES = [
     "evaluation.precision=bf16",
     "seeds=[0]",
     "alphas=[0.5]",
-    "guard.sets=[{dataset: ntrex-sentences, languages: [de, ru, zh]}, {dataset: ntrex-documents, languages: [de, ru, zh]}]",
+    "guard.sets=[{dataset: ntrex-sentences, languages: [de, sn, zh]}, {dataset: ntrex-documents, languages: [de, sn, zh]}]",
+    "debias.max_per_language=300",
 ]
 
 
@@ -65,7 +66,8 @@ class EvaluationSection(_Strict):
     precision: Literal["fp32", "bf16", "fp16", "int8"] = "fp32"
     batch_size: int = Field(64, gt=0)
     resamples: int = Field(10_000, gt=0, description="sign flips per paired test")
-    cache: bool = Field(True, description="reuse the base model's embeddings across experiments")
+    cache: bool = Field(True, description="cache every model's embeddings on disk (the base's across experiments; "
+                        "a +debias row reuses its model's)")
 
 
 GUARD_METRICS = ("mul_map", "cr_map", "cr_top1_non_en")

@@ -48,7 +48,7 @@ def _evaluate_into(
         options = EvalOptions(
             precision=config.evaluation.precision,
             batch_size=config.evaluation.batch_size,
-            use_cache=config.evaluation.cache and name == "base",
+            use_cache=config.evaluation.cache,
             show_progress=progress,
         )
         result = evaluate_encoder(encoder, task, options, dataset=label, extra_config={"row": name}, memo=memo)
