@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from polyir.errors import PolyirError
 
@@ -21,24 +23,44 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
-def friendly_errors(fn):
-    """Print a PolyirError as one red line and exit 2, instead of a traceback."""
+def _one_line(exc: BaseException) -> str:
+    """The message of a PolyirError, or of an OSError as ``PATH: reason`` (a read-only or full disk)."""
+    if isinstance(exc, OSError) and not isinstance(exc, PolyirError):
+        where = exc.filename if exc.filename is not None else ""
+        reason = exc.strerror or str(exc) or exc.__class__.__name__
+        message = f"{where}: {reason}" if where else reason
+    else:
+        message = str(exc)
+    return " ".join(message.split())
+
+
+def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Print a PolyirError (or an OSError: a disk that is full or read-only) as one red line and exit 2,
+    instead of a traceback. Wrapping twice is harmless."""
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except PolyirError as exc:
-            console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        except (PolyirError, OSError) as exc:
+            console.print(f"[red]error:[/red] {escape(_one_line(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def _wrap_group(group: typer.Typer) -> None:
+    """Wrap every command of a sub-app (``polyir data ...``) with :func:`friendly_errors`."""
+    for command in group.registered_commands:
+        if command.callback is not None:
+            command.callback = friendly_errors(command.callback)
 
 
 def _register_subapps() -> None:
     try:
         from polyir.commands.data import app as data_app
 
+        _wrap_group(data_app)
         app.add_typer(data_app, name="data", help="List, locate and convert datasets.")
     except ImportError:  # pragma: no cover - during development only
         pass
@@ -46,7 +68,7 @@ def _register_subapps() -> None:
         from polyir.commands.train import train_command
 
         app.command("train", help="Fine-tune an encoder from a YAML config (hybrid batches by default).")(
-            train_command
+            friendly_errors(train_command)
         )
     except ImportError:  # pragma: no cover
         pass
@@ -54,11 +76,11 @@ def _register_subapps() -> None:
         from polyir.commands.index import index_command, search_command, serve_command
 
         app.command("index", help="Encode a corpus or a dataset's candidates into a searchable index folder.")(
-            index_command
+            friendly_errors(index_command)
         )
-        app.command("search", help="Search an index with one query.")(search_command)
+        app.command("search", help="Search an index with one query.")(friendly_errors(search_command))
         app.command("serve", help="Serve an index over HTTP: JSON API, a search page, OpenAPI docs.")(
-            serve_command
+            friendly_errors(serve_command)
         )
     except ImportError:  # pragma: no cover
         pass
@@ -70,13 +92,18 @@ def _register_subapps() -> None:
         )
     except ImportError:  # pragma: no cover
         pass
+    from polyir.commands.debias import debias_command
+
+    app.command(
+        "debias", help="Remove the language subspace from a model's embeddings: training-free de-biasing."
+    )(friendly_errors(debias_command))
     try:
         from polyir.commands.experiment import experiment_command
 
         app.command(
             "experiment",
             help="Train monolingual, cross-lingual and hybrid models from one base and compare them.",
-        )(experiment_command)
+        )(friendly_errors(experiment_command))
     except ImportError:  # pragma: no cover
         pass
     try:
@@ -85,11 +112,12 @@ def _register_subapps() -> None:
         app.command(
             "report",
             help="One self-contained HTML report of experiments and evaluation results.",
-        )(report_command)
+        )(friendly_errors(report_command))
     except ImportError:  # pragma: no cover
         pass
 
 
+MIN_RESAMPLES = 100  # as `polyir report`: fewer sign flips cannot give p < 0.01
 DATA_DIR_HELP = "Folder holding the dataset files (default: $POLYIR_DATA_DIR, then the user cache, then download)."
 
 
@@ -127,13 +155,15 @@ def evaluate(
     if corpus is not None:
         raise PolyirError("--corpus is for MIRACL (--dataset miracl)")
     from polyir.data.parallel import load_task_or_path
-    from polyir.evaluation.report import print_summary, write_outputs
+    from polyir.evaluation.report import check_outputs, print_summary, write_outputs
     from polyir.evaluation.run import EvalOptions, evaluate_encoder
     from polyir.languages import parse_languages
     from polyir.models.resolve import load_encoder
 
     if precision not in ("fp32", "bf16", "fp16", "int8"):
         raise PolyirError(f"--precision must be fp32, bf16, fp16 or int8, not {precision!r}")
+    if output is not None:
+        check_outputs(output)  # before the work: a directory or an unwritable folder fails now, not after
     langs = parse_languages(languages)
     task = load_task_or_path(dataset, data_dir=data_dir, languages=langs)
     if max_pairs:
@@ -158,13 +188,19 @@ def compare(
     a: Path = typer.Argument(..., help="Result JSON of run A (the reference), from `polyir evaluate`."),
     b: Path = typer.Argument(..., help="Result JSON of run B."),
     seed: int = typer.Option(0, help="Seed of the randomization test and the bootstrap."),
-    resamples: int = typer.Option(10000, help="Sign flips / bootstrap resamples."),
+    resamples: int = typer.Option(10000, help=f"Sign flips / bootstrap resamples (at least {MIN_RESAMPLES})."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the comparison as JSON."),
 ) -> None:
     """Differences B - A in every metric, each with a paired test over queries."""
+    from polyir.atomic import check_output_path
     from polyir.evaluation.compare import compare_results, load_result, print_comparison
     from polyir.runinfo import write_json
 
+    if resamples < MIN_RESAMPLES:
+        raise PolyirError(f"--resamples must be at least {MIN_RESAMPLES} (got {resamples}): "
+                          "fewer sign flips cannot show p < 0.01")
+    if output is not None:
+        check_output_path(output, what="--output")
     comparison = compare_results(load_result(a), load_result(b), seed=seed, resamples=resamples)
     print_comparison(comparison, Console())
     if output is not None:
@@ -172,6 +208,7 @@ def compare(
 
 
 @app.command("models")
+@friendly_errors
 def list_models() -> None:
     """Models that work offline (shipped inside PyPI packages)."""
     from polyir.models.packaged import PACKAGED_MODELS
@@ -182,9 +219,11 @@ def list_models() -> None:
 
 @app.callback()
 def main(
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: all cores)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch, at least 1 (default: all cores)."),
 ) -> None:
     """polyir: multilingual dense retrieval with hybrid batch training."""
+    if threads is not None and threads < 1:
+        raise typer.BadParameter(f"must be at least 1 (CPU threads for torch), not {threads}", param_hint="'--threads'")
     if threads:
         import torch
 

@@ -2,7 +2,8 @@
 
 The packaged table ``polyir/resources/language_groups.csv`` has columns ``code,name,script,resource``;
 every column after ``name`` is a grouping (a user file may add its own, e.g. ``family``).  Lines
-starting with ``#`` are comments.  Reports use it to ask whether a model is weaker on, say,
+starting with ``#`` are comments.  Codes may be written in any standard form (``eng``, ``sna-Latn``);
+they are stored canonical (``polyir.languages.canonical_code``), and an unknown code is an error.  Reports use it to ask whether a model is weaker on, say,
 non-Latin scripts or low-resource languages than a per-language table makes obvious.
 """
 
@@ -16,7 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from polyir.errors import DataFormatError, PolyirError
+from polyir.errors import DataFormatError, PolyirError, UnknownLanguageError
+from polyir.languages import canonical_code, language_name
 
 RESOURCE_LEVELS = ("high", "mid", "low")
 UNLISTED = "unlisted"
@@ -36,8 +38,8 @@ class LanguageGroups:
     source: str
 
     def name(self, code: str) -> str:
-        """English name of a code (the code itself when unlisted)."""
-        return self.rows.get(code, {}).get("name", code)
+        """English name of a code: the table's, else the standard one (``language_name``)."""
+        return self.rows.get(code, {}).get("name") or language_name(code)
 
     def group(self, code: str, by: str) -> str:
         """The group of ``code`` in column ``by`` (``unlisted`` when the table lacks the code)."""
@@ -92,12 +94,16 @@ def parse_language_groups(text: str, source: str = "<groups>") -> LanguageGroups
         if len(rec) != len(header):
             raise DataFormatError(f"{source}, line {line_no}: {len(rec)} fields, the header has {len(header)}")
         values = {h: v.strip() for h, v in zip(header, rec)}
-        code = values["code"].lower()
         empty = [h for h, v in values.items() if not v]
         if empty:
             raise DataFormatError(f"{source}, line {line_no}: empty {', '.join(empty)}")
+        try:
+            code = canonical_code(values["code"])
+        except UnknownLanguageError as exc:
+            raise DataFormatError(f"{source}, line {line_no}: {exc}") from None
         if code in rows:
-            raise DataFormatError(f"{source}, line {line_no}: language {code!r} is listed twice")
+            same = "" if code == values["code"].lower() else f" ({values['code']!r} is written {code!r})"
+            raise DataFormatError(f"{source}, line {line_no}: language {code!r} is listed twice{same}")
         if "resource" in values and values["resource"] not in RESOURCE_LEVELS:
             raise DataFormatError(
                 f"{source}, line {line_no}: resource must be one of {', '.join(RESOURCE_LEVELS)}, "

@@ -46,6 +46,11 @@ def write_json(path: Path, data: Any) -> Path:
     return atomic_write_json(path, data, default=_jsonable)
 
 
+def json_text(data: Any) -> str:
+    """``data`` as the indented JSON text ``write_json`` writes (numpy values and paths converted)."""
+    return json.dumps(data, indent=2, ensure_ascii=False, default=_jsonable)
+
+
 def _jsonable(obj: Any) -> Any:
     import numpy as np
 

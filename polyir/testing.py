@@ -19,8 +19,13 @@ def build_tiny_model_dir(
     num_layers: int = 2,
     num_heads: int = 2,
     seed: int = 0,
+    dropout: float | None = None,
 ) -> Path:
-    """Write a randomly initialised small BERT + word-level tokenizer as a transformers folder."""
+    """Write a randomly initialised small BERT + word-level tokenizer as a transformers folder.
+
+    ``dropout`` sets the hidden and attention dropout (``None``: BERT's 0.1). With 0 a training step
+    is a deterministic function of the batch, e.g. to compare a 2-process step with a 1-process one.
+    """
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
@@ -55,6 +60,7 @@ def build_tiny_model_dir(
         num_attention_heads=num_heads,
         intermediate_size=hidden_size * 2,
         max_position_embeddings=128,
+        **({} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}),
     )
     model = BertModel(config)  # with pooler, so every load is deterministic
     path = Path(path)

@@ -25,6 +25,7 @@ from polyir.evaluation.run import score_task
 from polyir.paths import shared_data_dir
 
 runner = CliRunner()
+LOW_RESOURCE = ("ig", "rw", "lo", "mg", "my", "ps", "si", "sn", "ti", "wo", "xh", "gu")  # shared/data README
 FILE_NAME = {lang: Path(src).name for lang, (src, _, _) in ntrex.LANGUAGE_FILES.items()}
 
 
@@ -353,7 +354,15 @@ def test_download_urls_point_at_the_pinned_commit():
     assert urls["ntrex-128/DOCUMENT_IDS.tsv"] == base + "DOCUMENT_IDS.tsv"
     assert urls["ntrex-128/newstest2019-ref.zho-CN.txt"] == base + "NTREX-128/newstest2019-ref.zho-CN.txt"
     assert spec.file_for("en").path == "ntrex-128/newstest2019-src.eng.txt"
-    assert all(len(f.sha256) == 64 for f in spec.files) and len(spec.files) == 12
+    assert spec.file_for("sn").path == "ntrex-128/newstest2019-ref.sna-Latn.txt"
+    assert spec.file_for("zh-hant").path == "ntrex-128/newstest2019-ref.zho-TW.txt"
+    assert urls["ntrex-128/newstest2019-ref.bem.txt"] == base + "NTREX-128/newstest2019-ref.bem.txt"
+    # every language of the source, one file per canonical code (8 regional variants left out)
+    assert len(spec.languages) == 122 and len(spec.files) == 123
+    assert spec.default_languages == ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
+    pinned = {f.language for f in spec.files if f.pinned}
+    assert pinned == {*spec.default_languages, *LOW_RESOURCE, None}  # the 23 in shared/data + DOCUMENT_IDS
+    assert all(len(f.sha256) == 64 for f in spec.files if f.pinned)
 
 
 def test_downloaded_document_ids_are_used(tmp_path, monkeypatch):

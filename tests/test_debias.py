@@ -157,3 +157,25 @@ def test_cli_fits_refuses_a_second_projection_and_keeps_existing_folders(tiny):
     absent = runner.invoke(app, [*args, "--languages", "en,fr", "--overwrite"])
     assert absent.exit_code == 2 and "fr" in absent.output
     assert (out / "polyir_debias.json").read_bytes() == before
+
+
+def test_evaluation_projects_the_models_own_vectors_and_matches_the_full_model(tiny, tmp_path):
+    """embed_task encodes with the model underneath the projection and applies the matrix in numpy:
+    the same vectors as running the saved model end to end (Dense before Normalize)."""
+    from polyir.data.parallel import load_task_or_path
+    from polyir.debias.model import split_projection
+    from polyir.evaluation.run import EvalOptions, embed_task
+
+    model, folder, root = tiny
+    base = load_encoder(str(model), device="cpu")
+    out = save_debiased(base, fit_debias(base, fit_texts(str(folder), max_per_language=20), show_progress=False),
+                        tmp_path / "deb")
+    debiased = load_encoder(str(out), device="cpu")
+    raw, matrix = split_projection(debiased)
+    assert raw.fingerprint() == base.fingerprint()  # so it shares the base's embedding cache
+    task = load_task_or_path(str(folder))
+    q, c, info = embed_task(debiased, task, EvalOptions(show_progress=False))
+    assert info["projection"] == "applied after encoding"
+    full_q = debiased.encode([x.text for x in task.queries], "query", show_progress=False)
+    np.testing.assert_allclose(q, full_q, atol=1e-5)
+    assert split_projection(base) is None

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from polyir.cli import app
+from polyir.errors import PolyirError
 from polyir.testing import build_tiny_model_dir, write_tiny_lareqa
 
 runner = CliRunner()
@@ -107,3 +108,145 @@ def test_evaluate_cache_reuses_embeddings(tiny_model_dir, data_dir, tmp_path, mo
     second = _evaluate(tiny_model_dir, data_dir, tmp_path / "2.json", "--cache")
     assert first["counts"]["query_cache_hit"] is False and second["counts"]["query_cache_hit"] is True
     assert first["metrics"] == second["metrics"]
+
+
+def _news(folder, words):
+    folder.mkdir(parents=True)
+    for lang in ("en", "de"):
+        lines = [f"{lang} {w} {i}" for i, w in enumerate(words)]
+        (folder / f"news.{lang}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def test_compare_uses_the_dataset_fingerprint(tiny_model_dir, tmp_path, monkeypatch):
+    """Results record a fingerprint of the task's contents: one folder named two ways compares, two
+    folders whose query ids coincide do not, nor one folder whose files changed between the runs."""
+    from polyir.evaluation.compare import compare_results, load_result
+
+    monkeypatch.chdir(tmp_path)
+    news = _news(tmp_path / "news", ["cat", "dog", "park", "rome"])
+    rel = _evaluate_path(tiny_model_dir, "news", tmp_path / "rel.json")
+    absolute = _evaluate_path(tiny_model_dir, str(news), tmp_path / "abs.json")
+    assert rel["dataset_fingerprint"].startswith("sha256:")
+    assert rel["dataset_fingerprint"] == absolute["dataset_fingerprint"] and rel["dataset"] != absolute["dataset"]
+    ok = runner.invoke(app, ["compare", "rel.json", "abs.json", "--resamples", "200"])
+    assert ok.exit_code == 0, ok.output
+
+    (news / "news.de.txt").write_text("de river 0\nde city 1\nde paris 2\nde rome 3\n", encoding="utf-8")
+    changed = tmp_path / "changed.json"
+    _evaluate_path(tiny_model_dir, "news", changed)
+    bad = runner.invoke(app, ["compare", "rel.json", "changed.json"])
+    assert bad.exit_code == 2
+    assert "different datasets: news and news (same name, different contents" in bad.output
+
+    # files without a fingerprint (written before it existed) fall back to the recorded names
+    a, b = load_result(tmp_path / "rel.json"), load_result(tmp_path / "abs.json")
+    for r in (a, b):
+        del r["dataset_fingerprint"]
+    with pytest.raises(PolyirError, match=r"different datasets: news and /"):
+        compare_results(a, b, resamples=100)
+    assert compare_results(a, a, resamples=100)["rows"]
+    with pytest.raises(PolyirError, match="resamples must be at least 1"):
+        compare_results(a, a, resamples=0)
+
+
+def _evaluate_path(model, dataset, out):
+    res = runner.invoke(app, ["evaluate", "--model", str(model), "--dataset", dataset, "--output", str(out),
+                              "--no-progress"])
+    assert res.exit_code == 0, res.output
+    return json.loads(out.read_text())
+
+
+def test_write_outputs_is_all_or_nothing(tiny_model_dir, data_dir, tmp_path, monkeypatch):
+    """A full disk on the Markdown leaves the old JSON, heatmap and Markdown, and no temporary file."""
+    import errno
+
+    import polyir.atomic
+    from polyir.atomic import OutputError
+    from polyir.evaluation.report import write_outputs
+
+    out = tmp_path / "res" / "tiny.json"
+    result = _evaluate(tiny_model_dir, data_dir, out)
+    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+    assert sorted(before) == ["tiny.heatmap.png", "tiny.json", "tiny.md"]
+    real_open = open
+
+    class Full:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        fh = real_open(file, mode, *args, **kwargs)
+        return Full(fh) if ".tiny.md." in str(file) else fh
+
+    monkeypatch.setattr(polyir.atomic, "open", fake_open, raising=False)
+    result["metrics"]["mul_map"] = 0.123  # a different result, which must not land half-way
+    with pytest.raises(OutputError, match=r"cannot write .*tiny\.md: No space left on device"):
+        write_outputs(result, out)
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before
+
+
+def test_embedding_cache_on_a_full_disk_warns_and_keeps_the_embeddings(tmp_path, monkeypatch):
+    import errno
+
+    import numpy as np
+
+    import polyir.atomic
+    from polyir.models.cache import EmbeddingCache
+
+    def full(file, mode="r", *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(polyir.atomic, "open", full, raising=False)
+    cache = EmbeddingCache(tmp_path)
+    with pytest.warns(UserWarning, match=r"embedding cache not stored: cannot write .*\.npy: No space left"):
+        arr, hit = cache.get_or_compute("fp", "query", "fp32", ["a"], lambda: np.ones((1, 2), np.float32))
+    assert hit is False and arr.shape == (1, 2)
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
+
+
+def test_trec_run_files_are_written_atomically(tmp_path, monkeypatch):
+    import errno
+
+    import polyir.atomic
+    from polyir.atomic import OutputError
+    from polyir.evaluation.miracl import write_trec_run
+
+    path = write_trec_run({"q1": [("d1", 0.5), ("d2", 0.25)]}, tmp_path / "runs" / "sw.trec")
+    old = path.read_text()
+    assert old.splitlines()[0] == "q1 Q0 d1 1 0.5 polyir"
+
+    class Full:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    real_open = open
+    monkeypatch.setattr(polyir.atomic, "open", lambda f, m="r", *a, **k: Full(real_open(f, m, *a, **k)),
+                        raising=False)
+    with pytest.raises(OutputError, match=r"sw\.trec: No space left on device"):
+        write_trec_run({"q1": [("d9", 0.9)]}, path)
+    assert path.read_text() == old and [p.name for p in path.parent.iterdir()] == ["sw.trec"]

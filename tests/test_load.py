@@ -1,9 +1,11 @@
 """A bounded loopback load test: 50 concurrent clients for 10 s against a real uvicorn server.
 
 The server runs `polyir serve` (the CLI function) in a subprocess on a free 127.0.0.1 port with a
-1,000-passage index from the tiny test model; every request must succeed. The throughput and
-latency are printed in the test output. ``POLYIR_LOAD_SECONDS`` / ``POLYIR_LOAD_CLIENTS`` change
-the duration and the number of clients.
+1,000-passage index from the tiny test model. Every client mixes valid searches with malformed
+requests: each valid answer must equal the single-client answer to the same request (ids, ranks,
+scores), each malformed one must get its 4xx, and every client must get through at least
+``MIN_PER_CLIENT`` requests. The throughput and latency are printed in the test output.
+``POLYIR_LOAD_SECONDS`` / ``POLYIR_LOAD_CLIENTS`` change the duration and the number of clients.
 """
 
 from __future__ import annotations
@@ -83,35 +85,76 @@ def server(tiny_model_dir, tmp_path_factory):
             proc.wait()
 
 
+VALID = [
+    {"query": "who was the first emperor of rome", "k": 10},
+    {"query": "der hund", "k": 5, "languages": ["de", "es"]},
+    {"query": "el gato de madrid", "k": 9, "per_language": 3},
+    {"query": "the river", "k": 1},
+    {"query": "berlin city", "k": 20, "languages": ["en"]},
+]
+JSON = {"Content-Type": "application/json"}
+# (what, request kwargs, expected status): every one must get exactly this 4xx, under load too.
+MALFORMED = [
+    ("bad json", {"content": b'{"query": "cat", ', "headers": JSON}, 400),
+    ("k true", {"json": {"query": "cat", "k": True}}, 422),
+    ("k string", {"json": {"query": "cat", "k": "10"}}, 422),
+    ("empty languages", {"json": {"query": "cat", "languages": []}}, 422),
+    ("zero-width query", {"json": {"query": "\u200b\u200b"}}, 422),
+    ("NUL query", {"json": {"query": "\x00"}}, 422),
+    ("language not in index", {"json": {"query": "cat", "languages": ["fr"]}}, 422),
+    ("unknown field", {"json": {"query": "cat", "q": 1}}, 422),
+    ("too large", {"content": b'{"query": "' + b"x" * 70_000 + b'"}', "headers": JSON}, 413),
+    ("text/plain", {"content": b'{"query": "cat"}', "headers": {"Content-Type": "text/plain"}}, 415),
+]
+MIN_PER_CLIENT = 4  # measured ~30 per client in 10 s on 2 shared cores
+
+
+def _hits(body: dict) -> list[tuple[int, str, float]]:
+    return [(h["rank"], h["id"], h["score"]) for h in body["hits"]]
+
+
+def _same(got: list, want: list) -> bool:
+    return [g[:2] for g in got] == [w[:2] for w in want] and all(abs(g[2] - w[2]) <= 1e-5 for g, w in zip(got, want))
+
+
 def test_concurrent_clients_no_errors(server, capsys):
-    queries = ["who was the first emperor of rome", "der hund", "el gato de madrid", "the river", "berlin city"]
+    with httpx.Client(base_url=server, timeout=30) as c:  # the single-client answers
+        expected = [_hits(c.post("/search", json=body).raise_for_status().json()) for body in VALID]
+    assert all(expected)
     latencies: list[list[float]] = [[] for _ in range(CLIENTS)]
+    malformed: list[list[str]] = [[] for _ in range(CLIENTS)]
     errors: list[str] = []
     lock = threading.Lock()
     start_gate = threading.Barrier(CLIENTS + 1)
     stop_at: list[float] = [0.0]
+
+    def fail(message: str) -> None:
+        with lock:
+            errors.append(message)
 
     def client(i: int) -> None:
         with httpx.Client(base_url=server, timeout=30) as c:
             start_gate.wait()
             n = 0
             while time.monotonic() < stop_at[0]:
-                body = {"query": queries[(i + n) % len(queries)], "k": 10}
-                if n % 4 == 3:
-                    body["languages"] = ["de", "es"]
-                if n % 5 == 4:
-                    body["per_language"] = 3
-                t0 = time.perf_counter()
                 try:
-                    r = c.post("/search", json=body)
-                    ok = r.status_code == 200 and len(r.json()["hits"]) > 0
-                    if not ok:
-                        with lock:
-                            errors.append(f"{r.status_code}: {r.text[:200]}")
+                    if n % 4 == 1:
+                        what, kwargs, status = MALFORMED[(i + len(malformed[i])) % len(MALFORMED)]
+                        r = c.post("/search", **kwargs)
+                        if r.status_code != status:
+                            fail(f"{what}: {r.status_code} (expected {status}): {r.text[:200]}")
+                        malformed[i].append(what)
+                    else:
+                        j = (i + n) % len(VALID)
+                        t0 = time.perf_counter()
+                        r = c.post("/search", json=VALID[j])
+                        latencies[i].append(time.perf_counter() - t0)
+                        if r.status_code != 200:
+                            fail(f"{VALID[j]}: {r.status_code}: {r.text[:200]}")
+                        elif not _same(_hits(r.json()), expected[j]):
+                            fail(f"{VALID[j]}: other hits than the single-client answer: {r.text[:200]}")
                 except httpx.HTTPError as exc:
-                    with lock:
-                        errors.append(repr(exc))
-                latencies[i].append(time.perf_counter() - t0)
+                    fail(repr(exc))
                 n += 1
 
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(CLIENTS)]
@@ -125,12 +168,17 @@ def test_concurrent_clients_no_errors(server, capsys):
     wall = time.perf_counter() - t_start
     assert not any(t.is_alive() for t in threads), "clients did not stop"
     all_lat = np.array([x for lat in latencies for x in lat])
-    assert len(all_lat) > 0
+    n_bad = sum(len(m) for m in malformed)
     with capsys.disabled():
         print(
-            f"\nload test: {CLIENTS} clients x {SECONDS:.0f} s -> {len(all_lat)} requests, "
-            f"{len(all_lat) / wall:.1f} req/s, latency p50 {np.percentile(all_lat, 50) * 1000:.1f} ms, "
+            f"\nload test: {CLIENTS} clients x {SECONDS:.0f} s -> {len(all_lat)} valid + {n_bad} malformed requests, "
+            f"{(len(all_lat) + n_bad) / wall:.1f} req/s, valid latency p50 {np.percentile(all_lat, 50) * 1000:.1f} ms, "
             f"p99 {np.percentile(all_lat, 99) * 1000:.1f} ms, errors {len(errors)}"
         )
     assert not errors, f"{len(errors)} failed requests, e.g. {errors[:3]}"
-    assert httpx.get(server + "/health", timeout=5).json()["status"] == "ok"
+    done = [len(lat) + len(m) for lat, m in zip(latencies, malformed)]
+    assert min(done) >= MIN_PER_CLIENT, f"a client got through only {min(done)} requests in {SECONDS:.0f} s"
+    if CLIENTS >= len(MALFORMED):  # client i starts at kind i: every kind was sent
+        assert {m for ms in malformed for m in ms} == {what for what, _, _ in MALFORMED}
+    health = httpx.get(server + "/health", timeout=5).json()
+    assert health["status"] == "ok" and health["passages"] == 1002

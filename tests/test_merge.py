@@ -23,6 +23,10 @@ def two_models(tmp_path_factory):
     return load_encoder(str(a), device="cpu"), load_encoder(str(b), device="cpu"), root
 
 
+def _tree(folder) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def _same(x, y) -> bool:
     sx, sy = x.st.state_dict(), y.st.state_dict()
     return sx.keys() == sy.keys() and all(torch.equal(sx[k], sy[k]) for k in sx)
@@ -74,5 +78,47 @@ def test_cli_writes_a_loadable_folder(two_models):
     assert res.exit_code == 0, res.output
     assert (out / "merge.json").is_file()
     assert _same(load_encoder(str(out), device="cpu"), tuned)
-    res = CliRunner().invoke(app, ["merge", str(root / "a"), str(root / "missing"), "-w", "0.5", "-o", str(out)])
+    res = CliRunner().invoke(app, ["merge", str(root / "a"), str(root / "missing"), "-w", "0.5",
+                                   "-o", str(root / "merged-missing")])
     assert res.exit_code == 2 and "does not exist" in res.output
+    assert not (root / "merged-missing").exists()
+
+
+def test_overwrite_swaps_in_the_new_model_and_leaves_no_temp_folder(two_models, tmp_path):
+    from polyir.cli import app
+
+    base, tuned, root = two_models
+    out = tmp_path / "merged"
+    args = ["merge", str(root / "a"), str(root / "b"), "-o", str(out)]
+    assert CliRunner().invoke(app, [*args, "-w", "0"]).exit_code == 0
+    refused = CliRunner().invoke(app, [*args, "-w", "1"])
+    assert refused.exit_code == 2 and "pass --overwrite" in refused.output
+    assert _same(load_encoder(str(out), device="cpu"), base)  # untouched
+    res = CliRunner().invoke(app, [*args, "-w", "1", "--overwrite"])
+    assert res.exit_code == 0, res.output
+    assert _same(load_encoder(str(out), device="cpu"), tuned)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["merged"]
+
+
+def test_a_failed_save_leaves_the_old_model_whole(two_models, tmp_path, monkeypatch):
+    """safetensors reports a full disk as its own error: it becomes one OutputError, the old folder stays."""
+    from safetensors import SafetensorError
+
+    from polyir.atomic import OutputError
+    from polyir.models.encoder import Encoder
+    from polyir.models.merge import merge_models
+
+    _, _, root = two_models
+    out = merge_models(str(root / "a"), str(root / "b"), 0.0, tmp_path / "merged")
+    before = _tree(out)
+
+    def full_disk(self, path):
+        (path / "config.json").write_text("{}")  # the configs get written, the weights do not
+        raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, '
+                              'message: "No space left on device" })')
+
+    monkeypatch.setattr(Encoder, "save", full_disk)
+    with pytest.raises(OutputError, match=r"cannot write .*merged: No space left on device$"):
+        merge_models(str(root / "a"), str(root / "b"), 1.0, out, overwrite=True)
+    assert _tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["merged"]

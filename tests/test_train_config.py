@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,36 @@ def test_train_command_prints_one_red_line_and_exits_2(tmp_path):
     assert "error:" in out and "optim.lr: Input should be greater than 0" in out and len(out.splitlines()) == 1
     missing = CliRunner().invoke(app, ["train-command", "--config", str(tmp_path / "none.yaml")])
     assert missing.exit_code == 2 and "cannot read config" in missing.output
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan", "1e400"])
+def test_non_finite_floats_are_rejected_naming_the_key(tmp_path, value):
+    """An infinite learning rate trained on NaN losses; every float field now needs a finite number."""
+    path = write(tmp_path, {})
+    with pytest.raises(PolyirError, match=rf"optim\.lr: .*finite number \(from --set optim\.lr={value}\)"):
+        load_config(path, [f"optim.lr={value}"])
+    for key in ("optim.max_grad_norm", "optim.epochs", "optim.temperature", "regularization.distill_weight",
+                "validation.fraction", "data.train.0.weight"):
+        named = re.escape(key.replace(".0.", "[0]."))
+        with pytest.raises(PolyirError, match=rf"{named}: Input should be a finite number"):
+            load_config(path, [f"{key}={value}"])
+    with pytest.raises(PolyirError, match=r"optim\.lr: Input should be a finite number"):
+        load_config(write(tmp_path, f"optim:\n  lr: {value}\n"))
+
+
+def test_building_train_config_directly_rejects_non_finite_floats():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="finite number"):
+        TrainConfig(optim={"lr": float("inf")})
+    with pytest.raises(ValidationError, match="finite number"):
+        TrainConfig(regularization={"distill_weight": float("nan")})
+    cfg = TrainConfig()
+    with pytest.raises(ValidationError, match="finite number"):  # validate_assignment
+        cfg.optim.lr = float("inf")
+
+
+@pytest.mark.parametrize("text", ["", "\n", "# only a comment\n"])
+def test_an_empty_config_file_is_refused(tmp_path, text):
+    with pytest.raises(PolyirError, match=r"config .*train\.yaml is empty; start from the packaged default"):
+        load_config(write(tmp_path, text))

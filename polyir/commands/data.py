@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from polyir.atomic import OutputError, check_output_path
 from polyir.data.jsonl import write_parallel_jsonl
 from polyir.data.lareqa import load_lareqa_corpus
 from polyir.data.registry import cache_data_dir, load_corpus, status
@@ -110,6 +111,7 @@ def convert(
     try:
         if (dataset is None) == (not inputs):
             raise PolyirError("give exactly one of --dataset NAME or --input DIR_OR_FILE")
+        check_output_path(output, what="--output")  # before reading (or downloading) anything
         langs = parse_languages(languages)
         if dataset is not None:
             corpus = load_corpus(dataset, data_dir=data_dir, languages=langs, download=download,
@@ -118,7 +120,10 @@ def convert(
             assert inputs is not None
             files = _input_files(inputs)
             corpus = load_lareqa_corpus(files, name=output.name, languages=langs)
-        path = write_parallel_jsonl(corpus, output)
+        try:
+            path = write_parallel_jsonl(corpus, output)  # atomic: temp file, then rename
+        except OSError as exc:
+            raise OutputError(f"cannot write {output}: {exc.strerror or exc.__class__.__name__}") from exc
     except PolyirError as exc:
         raise _fail(exc) from None
     sizes = ", ".join(f"{k} {v}" for k, v in corpus.language_sizes().items())

@@ -20,11 +20,11 @@ from polyir.errors import PolyirError
 _PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
 
-def _fail(exc: PolyirError) -> typer.Exit:
+def _fail(exc: PolyirError, code: int = 2) -> typer.Exit:
     err = Console(stderr=True, soft_wrap=True)
     message = " ".join(str(exc).split())
     err.print(f"[bold red]error:[/bold red] [red]{escape(message)}[/red]", highlight=False)
-    return typer.Exit(code=2)
+    return typer.Exit(code=code)
 
 
 def index_command(
@@ -51,15 +51,16 @@ def index_command(
     query_max_length: Optional[int] = typer.Option(None, help="Max tokens per query (default from the model; recorded in the index)."),
     passage_max_length: Optional[int] = typer.Option(None, help="Max tokens per passage (default from the model)."),
     shard_size: int = typer.Option(2048, "--shard-size", min=1, help="Texts per encoding shard (the unit of resuming)."),
-    shard_rank: Optional[int] = typer.Option(None, "--shard-rank", help="This process's rank among --num-shards (default: $RANK or 0)."),
-    num_shards: Optional[int] = typer.Option(None, "--num-shards", help="Processes sharing the encoding (default: $WORLD_SIZE or 1)."),
+    shard_rank: Optional[int] = typer.Option(None, "--shard-rank", min=0, help="This process's rank among --num-shards (default: $RANK or 0)."),
+    num_shards: Optional[int] = typer.Option(None, "--num-shards", min=1, help="Processes sharing the encoding (default: $WORLD_SIZE or 1)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an index already in --output."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Encode a corpus with a retriever and write a searchable index folder (resumable, shardable)."""
     try:
         from polyir.index.corpus import corpus_from_dataset, read_corpus_jsonl
-        from polyir.index.store import build_index
+        from polyir.index.backends import make_backend
+        from polyir.index.store import build_index, check_output
         from polyir.languages import parse_languages
         from polyir.models.resolve import load_encoder
 
@@ -67,6 +68,7 @@ def index_command(
             raise PolyirError("give exactly one of --dataset NAME or --corpus FILE.jsonl")
         if precision not in _PRECISIONS:
             raise PolyirError(f"--precision must be one of {', '.join(_PRECISIONS)}, not {precision!r}")
+        check_output(output, overwrite)  # before reading the corpus or loading the model
         langs = parse_languages(languages)
         if corpus is not None:
             passages = read_corpus_jsonl(corpus, langs)
@@ -81,6 +83,7 @@ def index_command(
             "qdrant": {"url": qdrant_url, "collection": qdrant_collection},
         }.get(backend, {})
         given = {k: v for k, v in params.items() if v is not None}
+        make_backend(backend, **given).close()  # unknown backend: before loading the model
         encoder = load_encoder(
             model, device=device, query_max_length=query_max_length, passage_max_length=passage_max_length
         )
@@ -91,6 +94,14 @@ def index_command(
         )
     except PolyirError as exc:
         raise _fail(exc) from None
+    except OSError as exc:  # anything the atomic writers did not already name
+        raise _fail(PolyirError(f"{exc.filename or output}: {exc.strerror or exc}")) from None
+    except KeyboardInterrupt:
+        raise _fail(
+            PolyirError(f"interrupted: finished shards are kept in {output / 'shards'} (an index already in {output} is "
+                        "untouched); rerun the same command to resume"),
+            code=130,
+        ) from None
     out = Console()
     rep = result.encoding
     if result.index is None:

@@ -17,9 +17,12 @@ def merge_command(
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for the merged model (sentence-transformers layout)."),
     device: str = typer.Option("cpu", "--device", help="Where to do the arithmetic (cpu is enough)."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing model folder at --output (swapped in when complete)."
+    ),
 ) -> None:
     """Interpolate every weight: (1 - w) * BASE + w * TUNED; the result loads like any model folder."""
     from polyir.models.merge import merge_models
 
-    path = merge_models(base, tuned, weight, output, device=device)
+    path = merge_models(base, tuned, weight, output, device=device, overwrite=overwrite)
     Console().print(f"wrote {path} (weight {weight:g} on {tuned})")

@@ -33,6 +33,7 @@ def evaluate_miracl_command(
     progress: bool,
 ) -> dict:
     """Evaluate a model on MIRACL dev; print the table; write the JSON (+ TREC runs) if asked."""
+    from polyir.atomic import OutputError, check_output_path
     from polyir.evaluation.miracl import MiraclOptions, evaluate_miracl, print_miracl_summary
     from polyir.languages import parse_languages
     from polyir.models.resolve import load_encoder
@@ -40,13 +41,17 @@ def evaluate_miracl_command(
 
     if precision not in ("fp32", "bf16", "fp16", "int8"):
         raise PolyirError(f"--precision must be fp32, bf16, fp16 or int8, not {precision!r}")
+    runs_dir = output.with_name(output.stem + ".runs") if output is not None else None
+    if output is not None and runs_dir is not None:  # before any work: the JSON and the runs folder beside it
+        check_output_path(output, what="--output")
+        if runs_dir.exists() and not runs_dir.is_dir():
+            raise OutputError(f"output {runs_dir} (the TREC runs folder) is a file; move it or pick another --output")
     langs = parse_languages(languages)
     encoder = load_encoder(
         model, device=device, query_max_length=query_max_length, passage_max_length=passage_max_length
     )
     options = MiraclOptions(precision=precision, batch_size=batch_size, use_cache=cache,  # type: ignore[arg-type]
                             show_progress=progress)
-    runs_dir = output.with_name(output.stem + ".runs") if output is not None else None
     try:
         result = evaluate_miracl(encoder, langs, data_dir=data_dir, corpus_dir=corpus,
                                  options=options, runs_dir=runs_dir)

@@ -22,58 +22,99 @@ i). Rules (also in the README, "News domain (NTREX)"):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import langcodes
+
+from polyir.data import sources as _sources
+from polyir.data.sources import sha256_of
 from polyir.data.parallel import build_sentence_task, read_text_lines
 from polyir.data.types import Candidate, Query, RetrievalTask
-from polyir.errors import DataFormatError, DatasetNotFoundError, EmptySelectionError
-from polyir.languages import parse_languages, select_languages
+from polyir.errors import DataFormatError, DatasetNotFoundError, EmptySelectionError, UnknownLanguageError
+from polyir.languages import canonical_code, parse_languages, select_languages
 
-REPOSITORY = "MicrosoftTranslator/NTREX"
-COMMIT = "8561f6a622db9edad1217683e5c83daefd8bb2bf"
-FOLDER = "ntrex-128"
+REPOSITORY = _sources.NTREX.repository
+COMMIT = _sources.NTREX.commit
+FOLDER = _sources.NTREX.folder
 DOCUMENT_IDS = "DOCUMENT_IDS.tsv"
-LICENSE = "CC BY-SA 4.0"
+LICENSE = _sources.NTREX.license
 ID_PREFIX = "ntrex:"
+_TEXT_FILE = re.compile(r"newstest2019-(?:src|ref)\.(?P<tag>[A-Za-z]{2,3}(?:-[A-Za-z0-9]+)?)\.txt")
 
-#: language -> (path in the source repository, sha256, bytes); the local name is the file name.
-LANGUAGE_FILES: dict[str, tuple[str, str, int]] = {
-    "ar": ("NTREX-128/newstest2019-ref.arb.txt",
-           "d271c8645933421f760eba8ed8cc1ceaaa052f917d9c2839b8abb27e0ded71e6", 423901),
-    "de": ("NTREX-128/newstest2019-ref.deu.txt",
-           "259d7406a07b63e6b5b9c4a22fb76b85e2578a3fa0a4e541a50f4f7348e5c1b2", 306436),
-    "el": ("NTREX-128/newstest2019-ref.ell.txt",
-           "cd9c8eda1b54f4b504b33769db7e56e26ba9ae768a64e13e0eef02a9ee9867fc", 544996),
-    "en": ("NTREX-128/newstest2019-src.eng.txt",
-           "389e8f5796c66db4f646dfad33e1ec622d74767af5ef112b42a1f2cd814df3cc", 251739),
-    "es": ("NTREX-128/newstest2019-ref.spa.txt",
-           "0ad8129e5ce0bea86ba7e0ea0db0504d6626b8a4d2a7cf4c44b7791c70e99b84", 299333),
-    "hi": ("NTREX-128/newstest2019-ref.hin.txt",
-           "10d612b3960dc1f90d297aff7e3c6d39e6eb7221b912cef0c053d9f510e41bbc", 674699),
-    "ru": ("NTREX-128/newstest2019-ref.rus.txt",
-           "a7e3601298b0368659a5c006c52809cf6792e02eb94bde9b9693333278d85732", 505414),
-    "th": ("NTREX-128/newstest2019-ref.tha.txt",
-           "45a57c4f9fdbae282eb2c94821535ae3c88b09186a23c5506eb0907ba429d6a5", 658582),
-    "tr": ("NTREX-128/newstest2019-ref.tur.txt",
-           "bd0c3978cb7d283ee5f8834d90a32fe2ffd0c71e4b133c677cff259d07a70ea9", 293653),
-    "vi": ("NTREX-128/newstest2019-ref.vie.txt",
-           "dd5d16cf246da57f5ccb7490ae13b8df428e7cb53e17fa04552406d657abfe3c", 359879),
-    "zh": ("NTREX-128/newstest2019-ref.zho-CN.txt",
-           "8bcd6f0868d33f26c8da12f55a82f66088a7b60a5f7b0b1a99dcec51daa8054a", 241603),
-}
+#: The languages of the first release (the 11 XQuAD-R ones): what a task holds when none are chosen.
+DEFAULT_LANGUAGES = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
+
+
+def ntrex_tag(file_name: str) -> str:
+    """The NTREX language tag in a text file's name (``newstest2019-ref.sna-Latn.txt`` -> ``sna-Latn``)."""
+    m = _TEXT_FILE.fullmatch(Path(file_name).name)
+    if m is None:
+        raise DataFormatError(f"{file_name}: not an NTREX text file name (newstest2019-ref.<code>.txt)")
+    return m["tag"]
+
+
+def ntrex_language(tag: str) -> str:
+    """Canonical code of an NTREX tag. NTREX writes Zurich German ``gsw-ZH`` (ZH is a canton, no region
+    code): a tag that is invalid only by its region falls back to its language subtag."""
+    try:
+        return canonical_code(tag)
+    except UnknownLanguageError:
+        lang, _, region = tag.partition("-")
+        if len(region) != 2:
+            raise
+        return canonical_code(lang)
+
+
+def _served() -> tuple[dict[str, tuple[str, str, int | None]], dict[str, str], dict[str, list[str]]]:
+    """(language -> (source path, sha256 or "", bytes), language -> NTREX tag, language -> tags not served).
+
+    Every NTREX file whose tag has a canonical code of its own is served under it. Tags that share
+    one (regional variants: eng-GB, eng-IN, eng-US, fra-CA, gsw-*, por-BR, prs = fa-AF, spa-MX) give
+    one file: the English source for ``en``, else the tag without a region, else the first listed.
+    """
+    by_code: dict[str, list[tuple[str, _sources.SourceFile]]] = {}
+    for path, row in _sources.source_files(_sources.NTREX).items():
+        if not _TEXT_FILE.fullmatch(Path(path).name):
+            continue
+        tag = ntrex_tag(path)
+        by_code.setdefault(ntrex_language(tag), []).append((tag, row))
+
+    def rank(item: tuple[str, _sources.SourceFile]) -> int:
+        tag, row = item
+        if "-src." in row.path:
+            return 0
+        return 1 if langcodes.Language.get(tag).territory is None else 2
+
+    files: dict[str, tuple[str, str, int | None]] = {}
+    tags: dict[str, str] = {}
+    unserved: dict[str, list[str]] = {}
+    for code, items in by_code.items():
+        best = min(items, key=rank)  # min is stable: the first listed among equals
+        files[code] = (best[1].source_path, best[1].sha256, best[1].size)
+        tags[code] = best[0]
+        rest = [tag for tag, _ in items if tag != best[0]]
+        if rest:
+            unserved[code] = rest
+    return dict(sorted(files.items())), tags, unserved
+
+
+#: language -> (path in the source repository, sha256 ("" when not pinned), bytes); local name = file name.
+#: All of NTREX-128 (one file per canonical code); the 23 languages copied to shared/data are pinned.
+LANGUAGE_FILES, NTREX_TAGS, UNSERVED_TAGS = _served()
 
 #: Files that hold no language (the repository root): path -> (sha256, bytes).
 SHARED_FILES: dict[str, tuple[str, int]] = {
-    DOCUMENT_IDS: ("88a8b0ff1eae47e83f60dcde01075b8c87d75ced59ca09e0af1eb539958e05d5", 30754),
-    "LANGUAGES.tsv": ("06b295e71976aa7adfef358d7c24a91b61212ca7aafb244c199619661f808158", 1862),
-    "LICENSE.md": ("5e436ff8ffbb77d8607220e9bce20c8915d860010feeb6c1ebef5a85688e9b39", 20137),
+    name: (row.sha256, row.size or 0)
+    for name in (DOCUMENT_IDS, "LANGUAGES.tsv", "LICENSE.md")
+    for row in [_sources.source_file(_sources.NTREX, f"{FOLDER}/{name}")]
 }
 
 
 def source_url(repo_path: str) -> str:
     """Public raw URL of a file of the pinned NTREX commit."""
-    return f"https://raw.githubusercontent.com/{REPOSITORY}/{COMMIT}/{repo_path}"
+    return _sources.NTREX.url(repo_path)
 
 
 def read_document_ids(path: Path | str) -> list[str]:
@@ -142,9 +183,14 @@ def read_ntrex(
     notes: dict[str, object] = {
         "format": "ntrex",
         "files": {lang: str(files[lang]) for lang in selected},
+        "ntrex_codes": {lang: NTREX_TAGS.get(lang, lang) for lang in selected},
         "document_ids": str(ids_path),
         "documents": len(set(doc_ids)),
     }
+    unpinned = {lang: sha256_of(files[lang]) for lang in selected if lang in LANGUAGE_FILES
+                and not LANGUAGE_FILES[lang][1]}
+    if unpinned:  # files polyir has no checksum for: record what was read
+        notes["unpinned_files"] = unpinned
     return texts, doc_ids, notes
 
 

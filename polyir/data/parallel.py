@@ -4,8 +4,8 @@ Two inputs, both turned into a ``RetrievalTask`` scored with the LAReQA measures
 
 * **Line-aligned text files**, one per language (a folder of them, or a list of files): line i of every
   file is the same sentence. The language comes from the file name: the last dot-separated part
-  before the extension (``news.de.txt``, ``de.txt``; ISO 639-3 codes of NTREX such as ``deu`` or
-  ``zho-CN`` are mapped too). The task is built like ``ntrex-sentences`` (:func:`build_sentence_task`):
+  before the extension (``news.de.txt``, ``de.txt``; any standard form such as NTREX's ``deu``,
+  ``sna-Latn`` or ``zho-CN`` is read as its canonical code, ``polyir.languages.canonical_code``). The task is built like ``ntrex-sentences`` (:func:`build_sentence_task`):
   every line of every language is a query, the pool is every line of every language, a query's
   relevant candidates are its line in the *other* languages, and its own sentence (plus any identical
   string in its own language) is excluded from its ranking.
@@ -23,19 +23,14 @@ import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from polyir.data.jsonl import corpus_name, read_parallel_jsonl
 from polyir.data.types import Candidate, Query, RetrievalTask
 from polyir.errors import DataFormatError, DatasetNotFoundError, EmptySelectionError, UnknownLanguageError
-from polyir.languages import LANGUAGE_NAMES, parse_languages, select_languages
+from polyir.languages import canonical_code, is_language_code, parse_languages, select_languages
 
-#: ISO 639-3 (and NTREX-style) codes accepted in file names, mapped to polyir's codes.
-ISO3_CODES: dict[str, str] = {
-    "eng": "en", "arb": "ar", "ara": "ar", "deu": "de", "ell": "el", "spa": "es", "hin": "hi",
-    "rus": "ru", "tha": "th", "tur": "tr", "vie": "vi", "zho-cn": "zh", "zho": "zh", "fra": "fr",
-    "ita": "it", "por": "pt", "jpn": "ja", "kor": "ko", "nld": "nl", "pol": "pl",
-}
-
+T = TypeVar("T")
 TEXT_SUFFIXES = (".txt",)
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
 
@@ -77,19 +72,18 @@ def read_text_lines(path: Path | str) -> list[str]:
 
 
 def language_from_filename(path: Path | str) -> str:
-    """``news.de.txt`` / ``de.txt`` / ``newstest2019-ref.deu.txt`` -> ``de``."""
+    """``news.de.txt`` / ``de.txt`` / ``newstest2019-ref.deu.txt`` / ``x.sna-Latn.txt`` -> canonical code."""
     name = Path(path).name
     for suffix in TEXT_SUFFIXES:
         if name.endswith(suffix):
             name = name[: -len(suffix)]
-    token = name.rsplit(".", 1)[-1].strip().lower()
-    if token in LANGUAGE_NAMES:
-        return token
-    if token in ISO3_CODES:
-        return ISO3_CODES[token]
+    token = name.rsplit(".", 1)[-1].strip()
+    if is_language_code(token):
+        return canonical_code(token)
     raise UnknownLanguageError(
-        f"{path}: cannot tell the language from the file name ({token!r} is not a known language"
-        " code); name the files like news.de.txt or de.txt (ISO 639-1 codes such as en, de, zh)"
+        f"{path}: cannot tell the language from the file name ({token.lower()!r} is not a known language"
+        " code); name the files like news.de.txt or de.txt (ISO 639-1/639-3 codes or BCP-47 tags such"
+        " as en, deu, sna-Latn)"
     )
 
 
@@ -135,6 +129,38 @@ def read_aligned(files: Mapping[str, Path]) -> dict[str, list[str]]:
 # --------------------------------------------------------------------------- building tasks
 
 
+def identical_clusters(texts: Mapping[str, Sequence[str]]) -> list[int]:
+    """Per line, the first line of its cluster: lines are joined when some language holds the
+    identical string on both (so a repeated source sentence and its translations form one cluster)."""
+    n = len(next(iter(texts.values()))) if texts else 0
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for lines in texts.values():
+        first: dict[str, int] = {}
+        for i, text in enumerate(lines):
+            j = first.setdefault(text, i)
+            a, b = root(i), root(j)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    return [root(i) for i in range(n)]
+
+
+def interleave(groups: Sequence[Sequence[T]]) -> list[T]:
+    """Round-robin over the groups (first of each, then second of each, ...): a task whose pair ids
+    differ between languages puts its queries in this order so that ``RetrievalTask.limit`` keeps
+    every language."""
+    out: list[T] = []
+    for k in range(max((len(g) for g in groups), default=0)):
+        out.extend(g[k] for g in groups if k < len(g))
+    return out
+
+
 def build_sentence_task(
     name: str,
     texts: Mapping[str, Sequence[str]],
@@ -142,6 +168,7 @@ def build_sentence_task(
     documents: Sequence[str] | None = None,
     id_prefix: str = "",
     notes: Mapping[str, object] | None = None,
+    merge_identical: bool = False,
 ) -> RetrievalTask:
     """Sentence retrieval over line-aligned texts (language -> lines).
 
@@ -149,6 +176,11 @@ def build_sentence_task(
     line number, ``group`` the line's document (``documents[i]``) or ``line:{n}`` without documents.
     Relevant: the same line in every other language. Excluded from a query's ranking: its own
     sentence and any other line of its language holding the identical string.
+
+    ``merge_identical`` (for corpora with repeated sentence pairs, e.g. MAFAND-MT): lines joined by
+    :func:`identical_clusters` count as one sentence: relevant = every line of the cluster in the
+    other languages, excluded = every line of the cluster in the query's language, and without
+    documents ``group`` is ``line:{first line of the cluster}`` (so a document split keeps a cluster whole).
     """
     langs = list(texts)
     if len(langs) < 2:
@@ -165,6 +197,10 @@ def build_sentence_task(
     def cid(lang: str, i: int) -> str:
         return f"{id_prefix}{lang}:{i + 1}"
 
+    cluster = identical_clusters(texts) if merge_identical else list(range(n))
+    members: dict[int, list[int]] = {}
+    for i, c in enumerate(cluster):
+        members.setdefault(c, []).append(i)
     queries: list[Query] = []
     candidates: list[Candidate] = []
     relevant: dict[str, frozenset[str]] = {}
@@ -176,12 +212,13 @@ def build_sentence_task(
             lines_of.setdefault(text, []).append(i)
         duplicates[lang] = sum(len(v) - 1 for v in lines_of.values())
         for i, text in enumerate(texts[lang]):
-            group = documents[i] if documents is not None else f"line:{i + 1}"
+            group = documents[i] if documents is not None else f"line:{cluster[i] + 1}"
             candidates.append(Candidate(id=cid(lang, i), language=lang, text=text, group=group))
             qid = cid(lang, i)
             queries.append(Query(id=qid, language=lang, text=text, pair_id=str(i + 1)))
-            relevant[qid] = frozenset(cid(other, i) for other in langs if other != lang)
-            excluded[qid] = frozenset(cid(lang, j) for j in lines_of[text])
+            same = members[cluster[i]]
+            relevant[qid] = frozenset(cid(other, j) for other in langs if other != lang for j in same)
+            excluded[qid] = frozenset(cid(lang, j) for j in {*lines_of[text], *same})
     task_notes: dict[str, object] = {
         **(notes or {}),
         "task": "sentences",
@@ -190,6 +227,8 @@ def build_sentence_task(
         "same_language_duplicate_lines": duplicates,
         "queries_with_excluded_duplicates": sum(1 for v in excluded.values() if len(v) > 1),
     }
+    if merge_identical:
+        task_notes["merged_lines"] = sum(len(v) for v in members.values() if len(v) > 1)
     return RetrievalTask(name=name, queries=queries, candidates=candidates, relevant=relevant,
                          notes=task_notes, excluded=excluded)
 

@@ -12,7 +12,13 @@ Where each file is looked for, in order:
 3. a download from the public URL into the cache (to a temporary file, sha256 checked, then renamed;
    a mismatch deletes the temporary file and raises ``DataFormatError``).
 
-Local files are checksummed only when asked (``verify=True``); downloads always are.
+Local files are checksummed only when asked (``verify=True``); downloads always are, except files
+whose sha256 polyir does not know (``DataFile.sha256 == ""``: NTREX-128 languages never copied to
+the shared data): they come from a commit-pinned URL and their readers record the sha256 they read.
+
+A dataset may offer more languages than it loads by default (``DatasetSpec.default_languages``),
+accept pivot languages that have no file of their own (``pivot_languages``: MAFAND-MT's en/fr), and
+hold a fixed number of file languages per task (``languages_per_task``: one MAFAND-MT pair).
 """
 
 from __future__ import annotations
@@ -27,12 +33,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from polyir.data import afriqa as _afriqa
+from polyir.data import lafand as _lafand
+from polyir.data import masakhanews as _masakhanews
 from polyir.data import miracl as _miracl
-from polyir.data.lareqa import load_lareqa_corpus, load_lareqa_task
 from polyir.data import ntrex as _ntrex
+from polyir.data import sources as _sources
+from polyir.data.lareqa import load_lareqa_corpus, load_lareqa_task
 from polyir.data.types import ParallelQACorpus, RetrievalTask
-from polyir.errors import DataFormatError, DatasetNotFoundError
-from polyir.languages import parse_languages, select_languages
+from polyir.errors import DataFormatError, DatasetNotFoundError, EmptySelectionError, UnknownLanguageError
+from polyir.languages import canonical_code, parse_languages, select_languages
 from polyir.paths import cache_dir, data_dir_from_env
 
 DOWNLOAD_TIMEOUT = 60.0  # seconds per connection attempt
@@ -45,10 +55,15 @@ class DataFile:
 
     path: str
     url: str
-    sha256: str
+    sha256: str  # "" when not pinned (downloaded unchecked from a commit-pinned URL)
     language: str | None = None  # the language a per-language file holds
     size: int | None = None  # bytes, informative
     role: str = ""  # which of a language's files this is, when it has several (e.g. "qrels")
+
+    @property
+    def pinned(self) -> bool:
+        """True when polyir knows the file's sha256."""
+        return bool(self.sha256)
 
 
 @dataclass(frozen=True)
@@ -63,6 +78,9 @@ class DatasetSpec:
     license: str
     source: str = ""  # human-readable origin (repository @ commit)
     homepage: str = ""
+    default_languages: tuple[str, ...] | None = None  # loaded when none are chosen (None: all)
+    pivot_languages: tuple[str, ...] = ()  # may be chosen, but have no file of their own
+    languages_per_task: int | None = None  # file languages one task holds (None: any number)
 
     def file_for(self, language: str) -> DataFile:
         """The file holding ``language`` (per-language datasets)."""
@@ -86,6 +104,7 @@ class KindLoader:
 
     task: Callable[..., RetrievalTask] | None = None
     corpus: Callable[..., ParallelQACorpus] | None = None
+    file_sets: bool = False  # the loader takes language -> role -> path (several files per language)
 
 
 REGISTRY: dict[str, DatasetSpec] = {}
@@ -135,16 +154,12 @@ def cache_data_dir() -> Path:
     return cache_dir() / "data"
 
 
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+sha256_of = _sources.sha256_of
 
 
 def _check(path: Path, expected: str) -> None:
+    if not expected:  # not pinned: nothing to compare with (the reader records what it read)
+        return
     got = sha256_of(path)
     if got != expected:
         raise DataFormatError(
@@ -161,7 +176,8 @@ def _open_url(url: str, timeout: float) -> IO[bytes]:
 
 def download_file(url: str, target: Path, sha256: str, *,
                   timeout: float = DOWNLOAD_TIMEOUT) -> Path:
-    """Fetch ``url`` into ``target`` via a temporary file; keep it only if its sha256 matches.
+    """Fetch ``url`` into ``target`` via a temporary file; keep it only if its sha256 matches
+    (``sha256 == ""``: a file polyir has no checksum for, kept as fetched).
 
     Network failures propagate as ``OSError``/``URLError`` (the caller decides what they mean);
     a checksum mismatch deletes the temporary file and raises ``DataFormatError``.
@@ -175,7 +191,7 @@ def download_file(url: str, target: Path, sha256: str, *,
                 digest.update(chunk)
                 out.write(chunk)
         got = digest.hexdigest()
-        if got != sha256:
+        if sha256 and got != sha256:
             raise DataFormatError(
                 f"{url}: sha256 mismatch after download (expected {sha256}, got {got});"
                 " the download was discarded"
@@ -196,7 +212,27 @@ def _locate(f: DataFile, roots: Sequence[Path]) -> tuple[Path, Path] | None:
 
 
 def _select(spec: DatasetSpec, languages: Sequence[str] | str | None) -> list[str]:
-    return select_languages(spec.languages, parse_languages(languages), source=f"dataset {spec.name}")
+    """The file languages a selection loads: the default ones when none is given, pivots left out."""
+    source = f"dataset {spec.name}"
+    wanted = parse_languages(languages)
+    if wanted is None:
+        chosen = list(spec.default_languages or spec.languages)
+    else:
+        select_languages((*spec.languages, *spec.pivot_languages), wanted, source=source)
+        chosen = [c for c in wanted if c not in spec.pivot_languages]
+        if not chosen:
+            raise EmptySelectionError(
+                f"{source}: {', '.join(wanted)} only names pivot languages; add one of {', '.join(spec.languages)}"
+            )
+    per_task = spec.languages_per_task
+    if per_task is not None and len(chosen) != per_task:
+        count = "one" if per_task == 1 else str(per_task)
+        got = "none was chosen" if wanted is None else f"got {', '.join(chosen)}"
+        raise EmptySelectionError(
+            f"{source}: a task holds {count} of {', '.join(spec.languages)} (each with its own pivot-side"
+            f" text), {got}; e.g. --languages {','.join(spec.languages[:per_task])}"
+        )
+    return select_languages(spec.languages, chosen, source=source)
 
 
 def _missing_message(spec: DatasetSpec, missing: list[DataFile], user_root: Path | None,
@@ -222,6 +258,13 @@ def resolve_files(name: str, data_dir: Path | str | None = None,
     spec = get_spec(name)
     sets = resolve_file_sets(name, data_dir, languages, download=download, verify=verify)
     return {lang: roles[spec.file_for(lang).role] for lang, roles in sets.items()}
+
+
+def _from_table(source: _sources.Source, path: str, language: str | None = None, role: str = "") -> DataFile:
+    """A ``DataFile`` from a row of ``polyir/resources/sources.csv``."""
+    row = _sources.source_file(source, path)
+    return DataFile(path=row.path, url=source.url(row.source_path), sha256=row.sha256, language=language,
+                    size=row.size, role=role)
 
 
 def resolve_file_sets(name: str, data_dir: Path | str | None = None,
@@ -293,9 +336,10 @@ class StatusRow:
     name: str
     languages: list[str]
     present: list[str] = field(default_factory=list)  # relative paths found locally
-    missing: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # absent files a default load needs
     where: list[str] = field(default_factory=list)  # folders the present files were found in
     source: str = ""
+    optional_missing: list[str] = field(default_factory=list)  # absent files of non-default languages
 
 
 def status(data_dir: Path | str | None = None) -> list[StatusRow]:
@@ -305,10 +349,12 @@ def status(data_dir: Path | str | None = None) -> list[StatusRow]:
     rows = []
     for spec in list_specs():
         row = StatusRow(name=spec.name, languages=list(spec.languages), source=spec.source)
+        default = set(spec.default_languages or spec.languages)
         for f in spec.files:
             hit = _locate(f, roots)
             if hit is None:
-                row.missing.append(f.path)
+                optional = f.language is not None and f.language not in default
+                (row.optional_missing if optional else row.missing).append(f.path)
                 continue
             row.present.append(f.path)
             if str(hit[0]) not in row.where:
@@ -329,11 +375,18 @@ def _load_view(name: str, what: str, data_dir: Path | str | None,
                languages: Sequence[str] | str | None, download: bool, verify: bool) -> object:
     spec = get_spec(name)
     loader = _loader(spec, what)
-    files = resolve_files(name, data_dir, languages, download=download, verify=verify)
+    selected = _select(spec, languages)
+    pivots = [c for c in (parse_languages(languages) or []) if c in spec.pivot_languages]
+    files: Mapping[str, object]
+    if LOADERS[spec.kind].file_sets:
+        files = resolve_file_sets(name, data_dir, selected, download=download, verify=verify)
+    else:
+        files = resolve_files(name, data_dir, selected, download=download, verify=verify)
+    chosen = [*files, *pivots]
     if any(f.language is None for f in spec.files):  # files shared by all languages
         shared = resolve_shared_files(name, data_dir, download=download, verify=verify)
-        return loader(files, spec.name, list(files), shared=shared)
-    return loader(files, spec.name, list(files))
+        return loader(files, spec.name, chosen, shared=shared)
+    return loader(files, spec.name, chosen)
 
 
 def load_task(name: str, data_dir: Path | str | None = None,
@@ -446,6 +499,8 @@ register(DatasetSpec(
 
 
 # NTREX-128 (news): two tasks over the same files, see polyir/data/ntrex.py and README "News domain".
+# Every language of the source is listed; a task loads the 11 first-release languages unless others
+# are chosen (files of the 23 languages in shared/data are sha256-pinned, the others are not).
 register_kind("ntrex-sentences", KindLoader(task=_ntrex.load_ntrex_sentences))
 register_kind("ntrex-documents", KindLoader(task=_ntrex.load_ntrex_documents))
 
@@ -455,8 +510,7 @@ _NTREX_FILES = (
                  language=lang, size=size)
         for lang, (src, sha, size) in _ntrex.LANGUAGE_FILES.items()
     ),
-    DataFile(path=f"{_ntrex.FOLDER}/{_ntrex.DOCUMENT_IDS}", url=_ntrex.source_url(_ntrex.DOCUMENT_IDS),
-             sha256=_ntrex.SHARED_FILES[_ntrex.DOCUMENT_IDS][0], size=_ntrex.SHARED_FILES[_ntrex.DOCUMENT_IDS][1]),
+    _from_table(_sources.NTREX, f"{_ntrex.FOLDER}/{_ntrex.DOCUMENT_IDS}"),
 )
 
 for _name, _what in (
@@ -466,11 +520,93 @@ for _name, _what in (
 ):
     register(DatasetSpec(
         name=_name,
-        description=f"NTREX-128 news (1,997 sentences, 123 documents, 11 languages): {_what}",
+        description=f"NTREX-128 news (1,997 sentences, 123 documents, {len(_ntrex.LANGUAGE_FILES)} languages;"
+                    f" default: the 11 of the first release): {_what}",
         kind=_name,
         languages=tuple(sorted(_ntrex.LANGUAGE_FILES)),
         files=_NTREX_FILES,
         license=_ntrex.LICENSE,
-        source=f"{_ntrex.REPOSITORY}@{_ntrex.COMMIT[:10]}",
-        homepage=f"https://github.com/{_ntrex.REPOSITORY}",
+        source=_sources.NTREX.label,
+        homepage=_sources.NTREX.homepage,
+        default_languages=_ntrex.DEFAULT_LANGUAGES,
+    ))
+
+
+def _pair_files(kind: str) -> tuple[DataFile, ...]:
+    """MAFAND-MT test files of one kind (``json_files``/``doc_level_tsv``), keyed by the African language."""
+    out = []
+    for path in _sources.source_files(_sources.LAFAND):
+        parts = path.split("/")
+        if parts[2] == kind:
+            out.append(_from_table(_sources.LAFAND, path, canonical_code(parts[3].split("-")[1])))
+    return tuple(sorted(out, key=lambda f: f.language or ""))
+
+
+# MAFAND-MT (news, en/fr <-> 21 African languages): one pair per task, see polyir/data/lafand.py.
+register_kind("lafand-sentences", KindLoader(task=_lafand.load_lafand_sentences))
+register_kind("lafand-documents", KindLoader(task=_lafand.load_lafand_documents))
+for _name, _kind, _what in (
+    ("lafand-sentences", "json_files", "21 pairs; a sentence retrieves its translation, both directions,"
+                                       " in its pair's pool"),
+    ("lafand-documents", "doc_level_tsv", "10 pairs with document boundaries; a headline retrieves the rest"
+                                          " of its document on both sides"),
+):
+    _files = _pair_files(_kind)
+    register(DatasetSpec(
+        name=_name,
+        description=f"MAFAND-MT news test sets, en/fr <-> African languages ({_what}); one pair per task:"
+                    " choose its African language",
+        kind=_name,
+        languages=tuple(f.language for f in _files if f.language),
+        files=_files,
+        license=_sources.LAFAND.license,
+        source=_sources.LAFAND.label,
+        homepage=_sources.LAFAND.homepage,
+        pivot_languages=_lafand.PIVOTS,
+        languages_per_task=1,
+    ))
+
+# MasakhaNEWS (news, 16 languages): headline -> article, see polyir/data/masakhanews.py.
+register_kind("masakhanews", KindLoader(task=_masakhanews.load_masakhanews))
+_MASAKHANEWS_FILES = tuple(sorted(
+    (_from_table(_sources.MASAKHANEWS, p, canonical_code(p.split("/")[2]))
+     for p in _sources.source_files(_sources.MASAKHANEWS)),
+    key=lambda f: f.language or "",
+))
+register(DatasetSpec(
+    name="masakhanews",
+    description="MasakhaNEWS test (16 languages): a headline retrieves its article among its language's"
+                " articles (Mo.) and in the mixed pool of all languages (Mul.)",
+    kind="masakhanews",
+    languages=tuple(f.language for f in _MASAKHANEWS_FILES if f.language),
+    files=_MASAKHANEWS_FILES,
+    license=_sources.MASAKHANEWS.license,
+    source=_sources.MASAKHANEWS.label,
+    homepage=_sources.MASAKHANEWS.homepage,
+))
+
+# AfriQA (questions in 9 African languages, gold passages in en/fr Wikipedia), see polyir/data/afriqa.py.
+register_kind("afriqa", KindLoader(task=_afriqa.load_afriqa, file_sets=True))
+register_kind("afriqa-pivot", KindLoader(task=_afriqa.load_afriqa_pivot, file_sets=True))
+_AFRIQA_FILES = tuple(sorted(
+    (_from_table(_sources.AFRIQA, p, canonical_code(p.split("/")[3]),
+                 _afriqa.QUERIES if p.split("/")[2] == "queries" else _afriqa.GOLD)
+     for p in _sources.source_files(_sources.AFRIQA)),
+    key=lambda f: (f.language or "", f.role),
+))
+for _name, _what in (
+    ("afriqa", "an African-language question retrieves its gold passage"),
+    ("afriqa-pivot", "the human pivot (en/fr) translation of each question retrieves the same passage:"
+                     " the translate-the-query reference"),
+):
+    register(DatasetSpec(
+        name=_name,
+        description=f"AfriQA test (9 languages, gold en/fr Wikipedia passages): {_what}",
+        kind=_name,
+        languages=tuple(sorted({f.language for f in _AFRIQA_FILES if f.language})),
+        files=_AFRIQA_FILES,
+        license=_sources.AFRIQA.license,
+        source=_sources.AFRIQA.label,
+        homepage=_sources.AFRIQA.homepage,
+        pivot_languages=("en", "fr"),
     ))

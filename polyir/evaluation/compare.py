@@ -8,6 +8,7 @@ as a second opinion, a paired t-test over the per-query values.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -122,11 +123,43 @@ def _aligned_order(a: dict[str, Any], b: dict[str, Any]) -> np.ndarray:
     return np.array([where[q] for q in ids_a], dtype=np.int64)
 
 
+def _dataset_name(result: dict[str, Any]) -> str:
+    """The dataset a result records (registered name or path as given), without a ``[languages]`` suffix."""
+    name = str(result.get("dataset") or result.get("task") or "?")
+    return re.sub(r"\[[^\[\]]*\]$", "", name)
+
+
+def check_same_dataset(a: dict[str, Any], b: dict[str, Any]) -> None:
+    """Refuse two results of different datasets, even when their query ids coincide (two parallel
+    folders with the same languages and line count). The content fingerprints decide when both files
+    record one (a dataset named two ways is one dataset); otherwise the recorded names must agree."""
+    fa, fb = a.get("dataset_fingerprint"), b.get("dataset_fingerprint")
+    na, nb = _dataset_name(a), _dataset_name(b)
+    pa, pb = a.get("_path", "A"), b.get("_path", "B")
+    if fa and fb:
+        if fa != fb:
+            same = " (same name, different contents: the files changed, or other languages or --max-pairs)"
+            raise PolyirError(
+                f"{pa} and {pb} are results on different datasets: {na} and {nb}"
+                + (same if na == nb else "") + "; compare runs on the same dataset"
+            )
+    elif na != nb:
+        raise PolyirError(f"{pa} and {pb} are results on different datasets: {na} and {nb}; "
+                          "compare runs on the same dataset")
+
+
 def compare_results(
     a: dict[str, Any], b: dict[str, Any], *, seed: int = 0, resamples: int = 10_000
 ) -> dict[str, Any]:
     """Differences B - A per metric, each with the randomization test and the t-test."""
-    order = _aligned_order(a, b)
+    if resamples < 1:
+        raise PolyirError(f"resamples must be at least 1, got {resamples}")
+    same_name = _dataset_name(a) == _dataset_name(b)
+    if not same_name:
+        check_same_dataset(a, b)
+    order = _aligned_order(a, b)  # one dataset, other languages or --max-pairs: "different queries"
+    if same_name:
+        check_same_dataset(a, b)
     groups = np.array(a["per_query"]["query_lang"])
     if "ap_by_language" in a["per_query"] and list(a["per_query"]["ap_by_language"]) != list(b["per_query"]["ap_by_language"]):
         raise PolyirError("the two runs have different candidate languages; compare like with like")

@@ -349,10 +349,11 @@ def evaluate_miracl(encoder: Encoder, languages: Sequence[str] | None = None, *,
 
 
 def write_trec_run(run: Run, path: Path | str, tag: str = "polyir") -> Path:
-    """Write ranked lists as a TREC run file: ``qid Q0 docid rank score tag``."""
+    """Write ranked lists as a TREC run file: ``qid Q0 docid rank score tag`` (atomically)."""
+    from polyir.atomic import atomic_open
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as out:
+    with atomic_open(path, "w") as out:
         for q, hits in run.items():
             for rank, (docid, score) in enumerate(hits, start=1):
                 out.write(f"{q} Q0 {docid} {rank} {score:.9g} {tag}\n")

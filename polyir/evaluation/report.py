@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from polyir.atomic import OutputError, atomic_open, check_output_path, write_bytes
 
 HEADLINE = [
     ("mo_map", "Mo. mAP"),
@@ -67,8 +71,8 @@ def print_summary(result: dict[str, Any], console=None) -> None:
     )
 
 
-def write_heatmap(result: dict[str, Any], path: Path) -> Path:
-    """Heatmap of the X->Y mAP matrix (rows: query language, columns: candidate language)."""
+def heatmap_figure(result: dict[str, Any]) -> Any:
+    """The X->Y mAP matrix as a matplotlib figure (rows: query language, columns: candidate language)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,11 +98,25 @@ def write_heatmap(result: dict[str, Any], path: Path) -> Path:
     )
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="mAP")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig
+
+
+def heatmap_png(result: dict[str, Any]) -> bytes:
+    """The heatmap as PNG bytes."""
+    import matplotlib.pyplot as plt
+
+    fig = heatmap_figure(result)
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=120)
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
+
+
+def write_heatmap(result: dict[str, Any], path: Path) -> Path:
+    """Write the heatmap PNG atomically (a full disk never leaves a truncated image)."""
+    return write_bytes(path, heatmap_png(result))
 
 
 def markdown_summary(result: dict[str, Any], heatmap_name: str | None = None) -> str:
@@ -133,14 +151,40 @@ def markdown_summary(result: dict[str, Any], heatmap_name: str | None = None) ->
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(result: dict[str, Any], json_path: Path) -> dict[str, Path]:
-    """Write the JSON result with a heatmap PNG and a Markdown summary beside it."""
-    from polyir.runinfo import write_json
-
+def output_paths(json_path: Path | str) -> dict[str, Path]:
+    """The files ``write_outputs`` writes for ``NAME.json``: the JSON, ``NAME.heatmap.png``, ``NAME.md``."""
     json_path = Path(json_path)
     stem = json_path.with_suffix("")
-    png = write_heatmap(result, stem.with_name(stem.name + ".heatmap.png"))
-    md = stem.with_name(stem.name + ".md")
-    md.write_text(markdown_summary(result, png.name), encoding="utf-8")
-    write_json(json_path, result)
-    return {"json": json_path, "heatmap": png, "markdown": md}
+    return {"json": json_path, "heatmap": stem.with_name(stem.name + ".heatmap.png"),
+            "markdown": stem.with_name(stem.name + ".md")}
+
+
+def check_outputs(json_path: Path | str) -> dict[str, Path]:
+    """Fail before any work when one of the outputs cannot be written (a directory there, no write access)."""
+    paths = output_paths(json_path)
+    for path in paths.values():
+        check_output_path(path, what="--output" if path == paths["json"] else "output")
+    return paths
+
+
+def write_outputs(result: dict[str, Any], json_path: Path) -> dict[str, Path]:
+    """Write the JSON result with a heatmap PNG and a Markdown summary beside it.
+
+    All three are rendered first and written into temporary files that are renamed only when all three
+    are complete: a failure (a full disk) leaves the previous outputs, if any, and no partial file."""
+    from polyir.runinfo import json_text
+
+    paths = check_outputs(json_path)
+    contents = {  # the JSON is renamed last: its presence marks a complete set (the experiment reuses it)
+        "json": json_text(result).encode("utf-8"),
+        "markdown": markdown_summary(result, paths["heatmap"].name).encode("utf-8"),
+        "heatmap": heatmap_png(result),
+    }
+    with ExitStack() as stack:
+        files = {key: stack.enter_context(atomic_open(paths[key], "wb")) for key in contents}
+        for key, data in contents.items():
+            try:
+                files[key].write(data)
+            except OSError as exc:
+                raise OutputError(f"cannot write {paths[key]}: {exc.strerror or exc.__class__.__name__}") from exc
+    return paths

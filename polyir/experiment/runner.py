@@ -180,7 +180,7 @@ def run_experiment(
                 if not (folder / "modules.json").is_file():
                     console.print(f"merge [bold]{escape(name)}[/bold] ({w:g} of {escape(str(tuned))})")
                     with timer(f"merge_{name}"):
-                        merge_models(base_spec, str(tuned), w, folder)
+                        merge_models(base_spec, str(tuned), w, folder, overwrite=True)
                 with timer(f"validate_{name}"):
                     validation.setdefault(row, {})[seed] = _validate_into(str(folder), name, config, seed, out)
                 evaluate(str(folder), name, row, seed)

@@ -24,10 +24,11 @@ import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 import numpy as np
 
+from polyir.atomic import OutputError, write_with
 from polyir.errors import PolyirError
 
 LANGUAGES_FILE = "languages.npy"
@@ -53,6 +54,9 @@ class Backend(ABC):
         self.dim = 0
 
     # -------------------------------------------------------------- interface
+    def check(self, dim: int, count: int) -> None:
+        """Fail on parameters that cannot work for ``count`` vectors of dimension ``dim`` (before encoding)."""
+
     @abstractmethod
     def build(self, vectors: np.ndarray, ids: Sequence[str], languages: Sequence[str] | None = None) -> None:
         """Index ``vectors`` (float32 ``[n, d]``) at positions 0..n-1; ``ids``/``languages`` per row."""
@@ -109,11 +113,29 @@ class Backend(ABC):
 
     def _save_languages(self, directory: Path) -> None:
         if self._languages is not None:
-            np.save(directory / LANGUAGES_FILE, self._languages)
+            languages = self._languages
+            write_with(directory / LANGUAGES_FILE, lambda fh: np.save(fh, languages))
 
     def _load_languages(self, directory: Path) -> None:
         path = directory / LANGUAGES_FILE
         self._languages = np.load(path) if path.is_file() else None
+
+
+def _make_dir(directory: Path | str) -> Path:
+    """Create ``directory``; an OS failure becomes an OutputError naming it."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create folder {directory}: {exc.strerror or exc}") from exc
+    return directory
+
+
+def _int_param(backend: str, key: str, value: Any, minimum: int) -> int:
+    """``value`` as an int of at least ``minimum``, or a PolyirError naming the parameter."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise PolyirError(f"{backend}: {key} must be an integer of at least {minimum}, not {value!r}")
+    return int(value)
 
 
 def _check_vectors(vectors: np.ndarray) -> np.ndarray:
@@ -178,9 +200,13 @@ class _FaissBackend(Backend):
     def save(self, directory: Path) -> None:
         import faiss
 
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        faiss.write_index(self.index, str(directory / self.index_file))
+        def write(fh: IO[bytes]) -> None:
+            writer = faiss.PyCallbackIOWriter(fh.write)
+            faiss.write_index(self.index, writer)
+            del writer  # flushes
+
+        directory = _make_dir(directory)
+        write_with(directory / self.index_file, write)
         self._save_languages(directory)
 
     @classmethod
@@ -235,15 +261,17 @@ class HNSWBackend(_FaissBackend):
 
         vectors = _check_vectors(vectors)
         self.count, self.dim = vectors.shape
+        self.check(self.dim, self.count)
         p = self.params
-        for key in ("M", "efConstruction", "efSearch"):
-            if int(p[key]) < 1:
-                raise PolyirError(f"hnsw: {key} must be at least 1, not {p[key]}")
         self.index = faiss.IndexHNSWFlat(self.dim, int(p["M"]), faiss.METRIC_INNER_PRODUCT)
         self.index.hnsw.efConstruction = int(p["efConstruction"])
         self.index.add(vectors)
         self._after_load()
         self._set_languages(languages, self.count)
+
+    def check(self, dim: int, count: int) -> None:
+        for key in ("M", "efConstruction", "efSearch"):
+            _int_param("hnsw", key, self.params[key], 1)
 
     def _after_load(self) -> None:
         self.index.hnsw.efSearch = int(self.params["efSearch"])
@@ -277,16 +305,8 @@ class IVFPQBackend(_FaissBackend):
         vectors = _check_vectors(vectors)
         n, d = vectors.shape
         self.count, self.dim = n, d
+        nlist, m, nbits = self._resolved(d, n)
         p = self.params
-        nlist = int(p["nlist"]) if p.get("nlist") else auto_nlist(n)
-        if nlist < 1 or nlist > n:
-            raise PolyirError(f"ivfpq: nlist must be between 1 and the number of vectors ({n}), not {nlist}")
-        m = int(p["m"]) if p.get("m") else auto_pq_m(d)
-        if m < 1 or d % m:
-            raise PolyirError(f"ivfpq: m={m} must divide the vector dimension {d} (e.g. m={auto_pq_m(d)})")
-        nbits = int(p["nbits"])
-        if not 1 <= nbits <= 16:
-            raise PolyirError(f"ivfpq: nbits must be between 1 and 16, not {nbits}")
         # PQ training needs at least 2**nbits points per sub-quantizer: shrink the codebooks on tiny corpora.
         nbits = min(nbits, max(1, int(math.floor(math.log2(n)))))
         quantizer = faiss.IndexFlatIP(d)
@@ -304,6 +324,25 @@ class IVFPQBackend(_FaissBackend):
         self._quantizer = quantizer  # the IVF index does not own it
         self._after_load()
         self._set_languages(languages, self.count)
+
+    def check(self, dim: int, count: int) -> None:
+        self._resolved(dim, count)
+
+    def _resolved(self, d: int, n: int) -> tuple[int, int, int]:
+        """(nlist, m, nbits) for ``n`` vectors of dimension ``d``; a clear error for impossible values."""
+        p = self.params
+        nlist = auto_nlist(n) if p.get("nlist") is None else _int_param("ivfpq", "nlist", p["nlist"], 1)
+        if nlist > n:
+            raise PolyirError(f"ivfpq: nlist must be between 1 and the number of vectors ({n}), not {nlist}")
+        m = auto_pq_m(d) if p.get("m") is None else _int_param("ivfpq", "m", p["m"], 1)
+        if d % m:
+            raise PolyirError(f"ivfpq: m={m} must divide the vector dimension {d} (e.g. m={auto_pq_m(d)})")
+        nbits = _int_param("ivfpq", "nbits", p["nbits"], 1)
+        if nbits > 16:
+            raise PolyirError(f"ivfpq: nbits must be between 1 and 16, not {nbits}")
+        _int_param("ivfpq", "nprobe", p["nprobe"], 1)
+        _int_param("ivfpq", "refine", p.get("refine") or 0, 0)
+        return nlist, m, nbits
 
     def _ivf(self) -> Any:
         import faiss
@@ -355,6 +394,13 @@ class QdrantBackend(Backend):
         """Local mode scores every point; a server searches its HNSW graph."""
         return not self.params.get("url")
 
+    def check(self, dim: int, count: int) -> None:
+        for key, minimum in (("m", 0), ("ef_construct", 1), ("hnsw_ef", 1)):
+            if self.params.get(key) is not None:
+                _int_param("qdrant", key, self.params[key], minimum)
+        if not isinstance(self.params["collection"], str) or not self.params["collection"].strip():
+            raise PolyirError("qdrant: the collection name must be a non-empty string")
+
     @property
     def collection(self) -> str:
         return str(self.params["collection"])
@@ -384,6 +430,7 @@ class QdrantBackend(Backend):
 
         vectors = _check_vectors(vectors)
         self.count, self.dim = vectors.shape
+        self.check(self.dim, self.count)
         ids = list(ids)
         if len(ids) != self.count:
             raise ValueError(f"{len(ids)} ids for {self.count} vectors")
@@ -459,16 +506,18 @@ class QdrantBackend(Backend):
         return scores, positions
 
     def save(self, directory: Path) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = _make_dir(directory)
         self._save_languages(directory)
         if self.params.get("url") or self._tmp is None:
             return  # a server keeps the data; only the parameters (index.json) are needed
         self.client.close()
         target = directory / self.local_dir
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.move(self._tmp, target)
+        try:
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.move(self._tmp, target)
+        except OSError as exc:
+            raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
         self._tmp = None
         self.client = self._connect(str(target))
 

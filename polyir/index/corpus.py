@@ -13,6 +13,7 @@ the line.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,25 @@ from polyir.data.jsonl import _lines, parse_json_record
 from polyir.errors import DataFormatError, EmptySelectionError
 from polyir.languages import LANGUAGE_NAMES, parse_languages, select_languages
 
+
+def unicode_problem(value: str) -> str | None:
+    """Why ``value`` cannot be encoded as UTF-8 (a lone surrogate such as ``\\ud800``), else None."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"a lone surrogate {value[exc.start]!r} at character {exc.start + 1} (not valid Unicode text)"
+    return None
+
+
+def _check_unicode(where: str, record: dict[str, Any]) -> None:
+    """Refuse strings the tokenizer and the passages file cannot take, naming the field."""
+    for key in ("id", "text", "title"):
+        value = record.get(key)
+        if isinstance(value, str) and (problem := unicode_problem(value)):
+            raise DataFormatError(f"{where}: \"{key}\" holds {problem}")
+    metadata = record.get("metadata")
+    if metadata is not None and unicode_problem(json.dumps(metadata, ensure_ascii=False)):
+        raise DataFormatError(f"{where}: \"metadata\" holds a lone surrogate (not valid Unicode text)")
 
 
 @dataclass(frozen=True)
@@ -46,6 +66,7 @@ class Passage:
 def _parse_line(path: Path, lineno: int, line: str) -> Passage:
     where = f"{path}: line {lineno}"
     record = parse_json_record(line, where, ("id", "language", "text", "title", "metadata"))
+    _check_unicode(where, record)
     pid = record.get("id")
     if isinstance(pid, int) and not isinstance(pid, bool):
         pid = str(pid)

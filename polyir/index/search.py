@@ -9,6 +9,7 @@ then every language's second hit, …), so each language gets up to N of the top
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from polyir.errors import PolyirError, UnknownLanguageError
+from polyir.index.corpus import unicode_problem
 from polyir.index.store import SearchIndex
 from polyir.languages import parse_languages
 
@@ -47,6 +49,16 @@ class Hit:
         if self.metadata:
             out["metadata"] = self.metadata
         return out
+
+
+_INVISIBLE = {"Cc", "Cf", "Zs", "Zl", "Zp"}  # controls (NUL), format chars (zero-width space), spaces
+
+
+def query_problem(query: str) -> str | None:
+    """Why ``query`` cannot be searched (blank, only invisible characters, a lone surrogate), else None."""
+    if not query.strip() or all(c.isspace() or unicodedata.category(c) in _INVISIBLE for c in query):
+        return "query must not be blank (it holds no visible character)"
+    return unicode_problem(query)
 
 
 def check_languages(index: SearchIndex, languages: Sequence[str] | str | None) -> list[str] | None:
@@ -128,6 +140,8 @@ def search(
     """
     if not isinstance(query, str) or not query.strip():
         raise PolyirError("the query is empty")
+    if problem := query_problem(query):
+        raise PolyirError(problem)
     codes = check_languages(index, languages)
     index.check_encoder(encoder)
     vector = encoder.encode([query], "query", show_progress=False)

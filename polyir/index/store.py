@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from polyir.atomic import OutputError, atomic_open, check_output_path, write_with
 from polyir.errors import PolyirError
 from polyir.index.backends import Backend, load_backend, make_backend
-from polyir.index.corpus import Passage
+from polyir.index.corpus import Passage, unicode_problem
 from polyir.index.encode import SHARD_SIZE, EncodeReport, encode_shards, load_shards
 from polyir.runinfo import versions, write_json
 
@@ -41,10 +42,13 @@ PASSAGES_FILE = "passages.jsonl"
 VECTORS_FILE = "vectors.npy"
 BACKEND_DIR = "backend"
 SHARDS_DIR = "shards"
+STAGING_PREFIX = ".staging-"  # a new index being written, swapped in when complete
+TRASH_PREFIX = ".replaced-"  # the index it replaces, removed after the swap
 FORMAT = 1
 # A filter that leaves at most this many passages is searched exactly over their vectors: cheap, and
 # approximate backends can miss results under a selective filter.
 EXACT_FILTER_MAX = 20_000
+NORM_TOLERANCE = 0.01  # |‖v‖ − 1| allowed for stored vectors (bf16 encoding stays well within)
 
 
 class FingerprintMismatchError(PolyirError):
@@ -173,21 +177,49 @@ class BuildResult:
 
 
 def _write_passages(path: Path, passages: Sequence[Passage]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_open(path, "w") as fh:
         for p in passages:
             fh.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
 
 
 def _read_passages(path: Path) -> list[Passage]:
     out = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                r = json.loads(line)
-                out.append(Passage(r["id"], r["language"], r["text"], r.get("title", ""), r.get("metadata", {})))
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    r = json.loads(line)
+                    out.append(Passage(str(r["id"]), str(r["language"]), str(r["text"]), r.get("title", ""),
+                                       r.get("metadata", {})))
+                except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                    raise PolyirError(f"{path}: line {lineno}: not a passage record ({exc}); rebuild the index") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolyirError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
     return out
+
+
+def check_output(output: Path | str, overwrite: bool = False) -> Path:
+    """Fail before any work when ``output`` cannot take an index (or holds one and not ``overwrite``)."""
+    output = Path(output)
+    if (output / INDEX_FILE).is_file() and not overwrite:
+        raise PolyirError(f"{output} already holds an index; choose another --output or pass --overwrite")
+    check_output_path(output / INDEX_FILE, what="index")
+    return output
+
+
+def _check_passages(passages: Sequence[Passage]) -> None:
+    if not passages:
+        raise PolyirError("the corpus is empty: nothing to index")
+    seen: set[str] = set()
+    for p in passages:
+        if p.id in seen:
+            raise PolyirError(f"duplicate passage id {p.id!r}: ids must be unique in an index")
+        seen.add(p.id)
+        for key in ("id", "text", "title"):
+            if problem := unicode_problem(getattr(p, key)):
+                raise PolyirError(f"passage {p.id!r}: {key} holds {problem}")
 
 
 def build_index(
@@ -210,33 +242,24 @@ def build_index(
 
     Every process encodes its own shards; the process that finds all shards present builds the
     backend and writes the folder (the others return ``index=None``). Rerunning after a crash
-    resumes at the first missing shard.
+    resumes at the first missing shard. The new index is built in a staging folder and swapped in
+    at the end: until then (and after any failure) an index already in ``output`` stays as it was.
     """
     from polyir.index.encode import resolve_rank
 
-    output = Path(output)
-    if (output / INDEX_FILE).is_file():
-        if not overwrite:
-            raise PolyirError(f"{output} already holds an index; choose another --output or pass --overwrite")
-        for name in (INDEX_FILE, PASSAGES_FILE, VECTORS_FILE):
-            (output / name).unlink(missing_ok=True)
-        shutil.rmtree(output / BACKEND_DIR, ignore_errors=True)
-    if not passages:
-        raise PolyirError("the corpus is empty: nothing to index")
-    seen: set[str] = set()
-    for p in passages:
-        if p.id in seen:
-            raise PolyirError(f"duplicate passage id {p.id!r}: ids must be unique in an index")
-        seen.add(p.id)
-    probe = make_backend(backend, **(backend_params or {}))  # fail on bad parameters before encoding
+    output = check_output(output, overwrite)
+    _check_passages(passages)
+    params = backend_params or {}
+    probe = make_backend(backend, **params)  # fail on bad parameters before encoding
+    probe.check(encoder.dim, len(passages))
     probe.close()
     rank, world_size = resolve_rank(rank, world_size)
-    output.mkdir(parents=True, exist_ok=True)
     ids = [p.id for p in passages]
+    texts = [p.text for p in passages]
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     report = encode_shards(
-        encoder, [p.text for p in passages], ids, output / SHARDS_DIR, kind="passage",
+        encoder, texts, ids, output / SHARDS_DIR, kind="passage",
         shard_size=shard_size, rank=rank, world_size=world_size, batch_size=batch_size,
         precision=precision, show_progress=show_progress,
     )
@@ -247,40 +270,96 @@ def build_index(
     if not _acquire(lock):
         return BuildResult(output, None, report, seconds)  # another process is building it
     try:
-        vectors = load_shards(output / SHARDS_DIR, ids)
-        t1 = time.perf_counter()
-        index_backend = make_backend(backend, **(backend_params or {}))
-        index_backend.build(vectors, ids, [p.language for p in passages])
-        index_backend.save(output / BACKEND_DIR)
-        index_backend.close()
-        seconds["build"] = round(time.perf_counter() - t1, 3)
-        np.save(output / VECTORS_FILE, vectors)
-        _write_passages(output / PASSAGES_FILE, passages)
-        counts: dict[str, int] = {}
-        for p in passages:
-            counts[p.language] = counts.get(p.language, 0) + 1
-        info = {
-            "format": FORMAT,
-            "model": {
-                "spec": encoder.spec,
-                "fingerprint": encoder.fingerprint(),
-                "settings": asdict(encoder.settings),
-            },
-            "backend": {"name": backend, "params": index_backend.params},
-            "dim": int(vectors.shape[1]),
-            "count": len(passages),
-            "languages": dict(sorted(counts.items())),
-            "precision": precision,
-            "source": source or {},
-            "seconds": seconds,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "versions": versions(),
-        }
-        write_json(output / INDEX_FILE, info)
+        _remove_leftovers(output)
+        staging = output / f"{STAGING_PREFIX}{os.getpid()}"
+        try:
+            _make_dir(staging)
+            vectors = load_shards(output / SHARDS_DIR, ids, texts)
+            t1 = time.perf_counter()
+            index_backend = make_backend(backend, **params)
+            try:
+                index_backend.build(vectors, ids, [p.language for p in passages])
+                index_backend.save(staging / BACKEND_DIR)
+                backend_params_used = index_backend.params
+            finally:
+                index_backend.close()
+            seconds["build"] = round(time.perf_counter() - t1, 3)
+            write_with(staging / VECTORS_FILE, lambda fh: np.save(fh, vectors))
+            _write_passages(staging / PASSAGES_FILE, passages)
+            counts: dict[str, int] = {}
+            for p in passages:
+                counts[p.language] = counts.get(p.language, 0) + 1
+            info = {
+                "format": FORMAT,
+                "model": {
+                    "spec": encoder.spec,
+                    "fingerprint": encoder.fingerprint(),
+                    "settings": asdict(encoder.settings),
+                },
+                "backend": {"name": backend, "params": backend_params_used},
+                "dim": int(vectors.shape[1]),
+                "count": len(passages),
+                "languages": dict(sorted(counts.items())),
+                "precision": precision,
+                "source": source or {},
+                "seconds": seconds,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "versions": versions(),
+            }
+            write_json(staging / INDEX_FILE, info)
+            open_index(staging).close()  # the new index must load before it replaces anything
+            _swap_in(staging, output)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(output / SHARDS_DIR, ignore_errors=True)
     finally:
         lock.unlink(missing_ok=True)
     return BuildResult(output, open_index(output, encoder), report, seconds)
+
+
+def _make_dir(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create folder {folder}: {exc.strerror or exc}") from exc
+
+
+def _remove_leftovers(output: Path) -> None:
+    """Staging and trash folders of builds that died (the caller holds the build lock)."""
+    for entry in output.iterdir():
+        if entry.name.startswith((STAGING_PREFIX, TRASH_PREFIX)) and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _swap_in(staging: Path, output: Path) -> None:
+    """Move the staged index into ``output``, the old one out; on any failure put the old one back.
+
+    ``index.json`` goes first out and last in, so a reader never sees an index.json beside files of
+    another build (the old index vanishes for the few renames between).
+    """
+    trash = output / f"{TRASH_PREFIX}{os.getpid()}"
+    names = (INDEX_FILE, PASSAGES_FILE, VECTORS_FILE, BACKEND_DIR)
+    moved_out: list[str] = []
+    moved_in: list[str] = []
+    try:
+        trash.mkdir(exist_ok=True)
+        for name in names:
+            if (output / name).exists():
+                os.replace(output / name, trash / name)
+                moved_out.append(name)
+        for name in reversed(names):
+            os.replace(staging / name, output / name)
+            moved_in.append(name)
+    except BaseException as exc:
+        for name in reversed(moved_in):
+            os.replace(output / name, staging / name)
+        for name in reversed(moved_out):
+            os.replace(trash / name, output / name)
+        trash.rmdir()  # empty again; if a rename back failed, the old index stays in it
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot move the new index into {output}: {exc.strerror or exc}") from exc
+        raise
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def _acquire(lock: Path) -> bool:
@@ -298,6 +377,8 @@ def _acquire(lock: Path) -> bool:
                 continue
             except PermissionError:
                 return False
+        except OSError as exc:
+            raise OutputError(f"cannot write {lock}: {exc.strerror or exc}") from exc
         with os.fdopen(fd, "w") as fh:
             fh.write(str(os.getpid()))
         return True
@@ -310,6 +391,9 @@ def read_info(path: Path | str) -> dict[str, Any]:
     info_file = path / INDEX_FILE
     if not info_file.is_file():
         hint = " (its shards are there: the build did not finish; rerun `polyir index`)" if (path / SHARDS_DIR).is_dir() else ""
+        replaced = sorted(path.glob(f"{TRASH_PREFIX}*/{INDEX_FILE}"))
+        if replaced:
+            hint = f" (a build was interrupted while swapping indexes: the previous one is in {replaced[0].parent})"
         raise PolyirError(f"{path} is not a polyir index: no {INDEX_FILE}{hint}")
     try:
         info = json.loads(info_file.read_text(encoding="utf-8"))
@@ -321,14 +405,22 @@ def read_info(path: Path | str) -> dict[str, Any]:
 
 
 def open_index(path: Path | str, encoder: Encoder | None = None) -> SearchIndex:
-    """Load an index folder; with ``encoder``, check that it is the model the index was built with."""
+    """Load and validate an index folder; with ``encoder``, check that it is the model the index was built with."""
     path = Path(path)
     info = read_info(path)
     passages = _read_passages(path / PASSAGES_FILE)
-    vectors = np.load(path / VECTORS_FILE, mmap_mode="r")
-    if len(passages) != len(vectors) or len(passages) != info["count"]:
-        raise PolyirError(f"{path}: {len(passages)} passages, {len(vectors)} vectors, index.json says {info['count']}")
-    backend = load_backend(info["backend"]["name"], path / BACKEND_DIR, info["backend"]["params"])
+    vectors = _load_vectors(path / VECTORS_FILE)
+    validate_index(path, info, passages, vectors)
+    try:
+        backend = load_backend(info["backend"]["name"], path / BACKEND_DIR, info["backend"]["params"])
+    except (OSError, RuntimeError) as exc:  # faiss raises RuntimeError for a damaged file
+        raise PolyirError(f"{path / BACKEND_DIR}: cannot load the {info['backend']['name']} backend ({exc})") from None
+    if len(backend) != len(passages) or (backend.dim and backend.dim != vectors.shape[1]):
+        backend.close()
+        raise PolyirError(
+            f"{path / BACKEND_DIR}: the backend holds {len(backend)} vectors of dimension {backend.dim}, "
+            f"{INDEX_FILE} says {len(passages)} of dimension {vectors.shape[1]}; rebuild the index with --overwrite"
+        )
     index = SearchIndex(path, info, passages, vectors, backend)
     if encoder is not None:
         try:
@@ -337,6 +429,50 @@ def open_index(path: Path | str, encoder: Encoder | None = None) -> SearchIndex:
             index.close()
             raise
     return index
+
+
+def _load_vectors(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        raise PolyirError(f"{path}: missing; the index folder is incomplete (rebuild it with --overwrite)") from None
+    except (OSError, ValueError) as exc:
+        raise PolyirError(f"{path}: not a readable .npy file ({exc}); rebuild the index with --overwrite") from None
+
+
+def validate_index(path: Path, info: dict[str, Any], passages: Sequence[Passage], vectors: np.ndarray) -> None:
+    """Refuse an index whose files disagree: counts, languages, shape, dtype, finite unit-norm rows."""
+    fix = "rebuild the index with `polyir index --overwrite`"
+    where = path / VECTORS_FILE
+    count, dim = info.get("count"), info.get("dim")
+    if len(passages) != count:
+        raise PolyirError(f"{path / PASSAGES_FILE}: {len(passages)} passages, {INDEX_FILE} says {count}; {fix}")
+    counts: dict[str, int] = {}
+    for p in passages:
+        counts[p.language] = counts.get(p.language, 0) + 1
+    if counts != dict(info.get("languages") or {}):
+        raise PolyirError(f"{path / PASSAGES_FILE}: passages per language {counts} differ from {INDEX_FILE}; {fix}")
+    if vectors.dtype != np.float32 or vectors.shape != (count, dim):
+        raise PolyirError(
+            f"{where}: {vectors.dtype} vectors of shape {vectors.shape}, expected float32 of shape ({count}, {dim}); {fix}"
+        )
+    normalized = bool((info.get("model", {}).get("settings") or {}).get("normalize", True))
+    first, reason, total = -1, "", 0
+    for lo in range(0, len(vectors), 65_536):
+        chunk = np.asarray(vectors[lo : lo + 65_536], dtype=np.float32)
+        finite = np.isfinite(chunk).all(axis=1)
+        norms = np.linalg.norm(np.where(finite[:, None], chunk, 0), axis=1)
+        bad = ~finite | ((np.abs(norms - 1) > NORM_TOLERANCE) if normalized else (norms == 0))
+        if bad.any() and first < 0:
+            j = int(np.flatnonzero(bad)[0])
+            first, reason = lo + j, ("non-finite values" if not finite[j] else f"norm {norms[j]:.4f}")
+        total += int(bad.sum())
+    if total:
+        expected = "finite vectors of norm 1" if normalized else "finite non-zero vectors"
+        raise PolyirError(
+            f"{where}: {total} bad row(s), first row {first} (passage {passages[first].id!r}) with {reason} "
+            f"(expected {expected}); {fix}"
+        )
 
 
 def load_index_encoder(index: SearchIndex, model: str | None = None, *, device: str = "cpu") -> Encoder:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from polyir.atomic import OutputError, write_with
 from polyir.paths import cache_dir
 
 
@@ -39,8 +41,8 @@ class EmbeddingCache:
             if arr.shape[0] == len(texts):
                 return arr, True
         arr = compute()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp.npy")
-        np.save(tmp, arr)
-        tmp.replace(path)
+        try:
+            write_with(path, lambda fh: np.save(fh, arr))
+        except OutputError as exc:  # a cache is an optimisation: a full or read-only disk costs a recompute
+            warnings.warn(f"embedding cache not stored: {exc}", stacklevel=2)
         return arr, False

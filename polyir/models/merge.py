@@ -9,6 +9,7 @@ domains); interpolating back towards the base keeps much of both. ``w = 0`` give
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import torch
@@ -59,13 +60,34 @@ def merge_encoders(base: Encoder, tuned: Encoder, weight: float) -> Encoder:
     return Encoder(st, tuned.settings, spec=f"merge({base.spec}, {tuned.spec}, w={weight:g})", device=str(tuned.device))
 
 
-def merge_models(base: str, tuned: str, weight: float, output: Path | str, *, device: str = "cpu") -> Path:
+def _io_reason(exc: Exception) -> str:
+    """The OS message inside a safetensors I/O error (``IoError(Os { ..., message: "No space left" })``)."""
+    found = re.search(r'message: "([^"]+)"', str(exc))
+    return found.group(1) if found else str(exc)
+
+
+def merge_models(
+    base: str, tuned: str, weight: float, output: Path | str, *, device: str = "cpu", overwrite: bool = False
+) -> Path:
     """Load two model specs, merge them, and save a sentence-transformers folder at ``output`` with
-    ``merge.json`` (the two specs, the weight, versions) beside the weights."""
+    ``merge.json`` (the two specs, the weight, versions) beside the weights.
+
+    The folder is built beside ``output`` and swapped in only when complete (weights, configs and
+    ``merge.json``): a full disk or a crash leaves the old folder (or none) and no half model. An
+    existing model folder is replaced only with ``overwrite``; a non-empty folder that holds no model is
+    refused. Both checks run before any model is loaded."""
+    from safetensors import SafetensorError
+
+    from polyir.atomic import OutputError, atomic_folder
     from polyir.models.resolve import load_encoder
     from polyir.runinfo import versions, write_json
 
-    merged = merge_encoders(load_encoder(base, device=device), load_encoder(tuned, device=device), weight)
-    path = merged.save(output)
-    write_json(path / "merge.json", {"base": base, "tuned": tuned, "weight": weight, "versions": versions()})
-    return path
+    output = Path(output)
+    with atomic_folder(output, overwrite=overwrite) as staging:
+        merged = merge_encoders(load_encoder(base, device=device), load_encoder(tuned, device=device), weight)
+        try:
+            merged.save(staging)
+        except SafetensorError as exc:  # safetensors reports a failed write (a full disk) as its own error
+            raise OutputError(f"cannot write {output}: {_io_reason(exc)}") from exc
+        write_json(staging / "merge.json", {"base": base, "tuned": tuned, "weight": weight, "versions": versions()})
+    return output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from polyir.atomic import check_output_path, write_text
 from polyir.evaluation.pairs import DEFAULT_K, DEFAULT_MARGIN
 from polyir.language_groups import load_language_groups
 from polyir.report.page import build_report
@@ -22,13 +23,10 @@ def write_report(
     margin: float = DEFAULT_MARGIN,
     resamples: int = 2000,
 ) -> Path:
-    """Read the experiment folders / result files, write the HTML page to ``output`` and return its path."""
+    """Read the experiment folders / result files, write the HTML page to ``output`` (atomically; the
+    path is checked before any work) and return its path."""
+    output = check_output_path(output, what="--output")
     groups = load_language_groups(groups_file)
     study = load_study([Path(p) for p in inputs])
     html = build_report(study, groups, title=title, k=k, margin=margin, resamples=resamples)
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(output)
-    return output
+    return write_text(output, html)

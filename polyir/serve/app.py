@@ -1,14 +1,18 @@
 """HTTP search over a polyir index: ``POST /search``, ``GET /health``, a web page at ``/``, docs at ``/docs``.
 
-``create_app(index_dir)`` opens the index and the model it was built with once; requests then only
-encode the query and search. Bad requests get a 4xx JSON answer whose ``detail`` says what is wrong
-(400 for a body that is not JSON, 422 for a value out of range); the server keeps serving.
+``create_app(index_dir)`` opens (and validates) the index and the model it was built with once;
+requests then only encode the query and search. Bad requests get a 4xx JSON answer whose ``detail``
+says what is wrong (400 for a body that is not JSON or shorter than its Content-Length, 413 for a body
+over 64 KiB, chunked or not, 422 for a value out of range or of the wrong type); the server keeps
+serving. A body is read with a deadline (``body_timeout``), so a client that stops sending gets a
+prompt 400 instead of holding the request open.
 Encoding and search run one request at a time under a lock: the model already uses every core
 for one query, and fast tokenizers must not be called from two threads at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -27,22 +31,26 @@ from polyir.errors import PolyirError
 from polyir.languages import LANGUAGE_NAMES
 
 if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
     from polyir.models.encoder import Encoder
 
 MAX_QUERY_CHARS = 1000
 MAX_K = 100
 MAX_BODY_BYTES = 64 * 1024
+BODY_TIMEOUT = 5.0  # seconds to receive a whole request body (then 400)
 
 
 class SearchRequest(BaseModel):
     """A search: the query text, how many hits, and optional language filter / per-language cap."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: no true -> 1, no "10" -> 10
 
     query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS, description="The query text (1-1000 characters, not blank).")
     k: int = Field(10, ge=1, le=MAX_K, description="Number of hits to return (1-100).")
     languages: list[str] | None = Field(
-        None, max_length=len(LANGUAGE_NAMES), description="Only passages in these language codes (default: all the index holds)."
+        None, max_length=len(LANGUAGE_NAMES),
+        description="Only passages in these language codes (omit the field for all the index holds; not empty).",
     )
     per_language: int | None = Field(
         None, ge=1, le=MAX_K, description="Up to N hits per language, merged round-robin by score (de-biasing)."
@@ -51,8 +59,11 @@ class SearchRequest(BaseModel):
     @field_validator("query")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("query must not be blank")
+        from polyir.index.search import query_problem
+
+        problem = query_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("languages")
@@ -60,11 +71,13 @@ class SearchRequest(BaseModel):
     def _known_codes(cls, value: list[str] | None) -> list[str] | None:
         if value is None:
             return None
+        if not value:
+            raise ValueError("must not be empty; omit the field to search every language")
         codes = list(dict.fromkeys(c.strip().lower() for c in value))
         unknown = [c for c in codes if c not in LANGUAGE_NAMES]
         if unknown:
             raise ValueError(f"unknown language code(s): {', '.join(unknown)}")
-        return codes or None
+        return codes
 
 
 class HitOut(BaseModel):
@@ -107,8 +120,71 @@ def _readable(errors: list[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
-def create_app(index_dir: Path | str, encoder: Encoder | None = None, *, device: str = "cpu") -> FastAPI:
-    """A FastAPI app serving the index in ``index_dir``; ``encoder`` defaults to the index's own model."""
+async def _reply(send: Send, status: int, detail: str) -> None:
+    """A JSON error answer that also closes the connection (the body may be unread)."""
+    body = json.dumps({"detail": detail}).encode("utf-8")
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimit:
+    """ASGI middleware: read each request body up front, at most ``max_bytes`` within ``timeout`` seconds.
+
+    The limit counts the bytes as they arrive, so a chunked body (no Content-Length) is cut off at the
+    limit too; a body shorter than its Content-Length, or one that stops arriving, gets a 400.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES, timeout: float = BODY_TIMEOUT) -> None:
+        self.app, self.max_bytes, self.timeout = app, max_bytes, timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and not declared.isdigit():
+            return await _reply(send, 400, "invalid Content-Length header")
+        if declared is not None and int(declared) > self.max_bytes:
+            return await _reply(send, 413, f"request body too large ({int(declared):,} bytes; the limit is {self.max_bytes:,})")
+        body = bytearray()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        while True:
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                expected = f"of {int(declared):,} " if declared is not None else ""
+                return await _reply(send, 400, f"request body incomplete: got {len(body):,} {expected}bytes "
+                                               f"within {self.timeout:g} s")
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                return await _reply(send, 413, f"request body too large (over {self.max_bytes:,} bytes, the limit)")
+            if not message.get("more_body", False):
+                break
+        if declared is not None and len(body) != int(declared):
+            return await _reply(send, 400, f"request body has {len(body):,} bytes, Content-Length says {int(declared):,}")
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def create_app(
+    index_dir: Path | str, encoder: Encoder | None = None, *, device: str = "cpu", body_timeout: float = BODY_TIMEOUT
+) -> FastAPI:
+    """A FastAPI app serving the index in ``index_dir``; ``encoder`` defaults to the index's own model.
+
+    The index is validated on load (``open_index``): a damaged one raises here, so no server starts on it.
+    """
     from polyir.index.search import check_languages, language_counts, search
     from polyir.index.store import load_index_encoder, open_index
 
@@ -137,16 +213,11 @@ def create_app(index_dir: Path | str, encoder: Encoder | None = None, *, device:
     app.state.index = index
     app.state.encoder = encoder
 
-    @app.middleware("http")
-    async def _limit_body(request: Request, call_next):
-        """Refuse oversized bodies before reading them (a query is at most 1,000 characters)."""
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return JSONResponse(
-                status_code=413,
-                content={"detail": f"request body too large ({int(length):,} bytes; the limit is {MAX_BODY_BYTES:,})"},
-            )
-        return await call_next(request)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES, timeout=body_timeout)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(status_code=500, content={"detail": f"internal error ({type(exc).__name__}); see the server log"})
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -185,6 +256,7 @@ def create_app(index_dir: Path | str, encoder: Encoder | None = None, *, device:
             "took_ms": round((time.perf_counter() - start) * 1000, 2),
         }
 
+    @app.head("/health", include_in_schema=False)
     @app.get("/health", response_model=HealthResponse, summary="Is the server up, and what does it serve")
     def health() -> Any:
         return {

@@ -69,7 +69,9 @@ _SAMPLER_OWNED = {
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: every float field rejects inf and nan ("optim.lr: Input should be a finite
+    # number"); an infinite learning rate would otherwise train on NaN losses.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class ModelSection(_Section):
@@ -530,8 +532,8 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def read_yaml(path: Path | str) -> dict[str, Any]:
-    """A YAML mapping from a file, with errors that name the file."""
+def read_yaml(path: Path | str, *, empty_hint: str = "omit --config to use the packaged default") -> dict[str, Any]:
+    """A YAML mapping from a file, with errors that name the file; an empty file is an error."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -544,8 +546,8 @@ def read_yaml(path: Path | str) -> dict[str, Any]:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None)
         raise PolyirError(f"{path}: not valid YAML{where}" + (f": {problem}" if problem else "")) from None
-    if data is None:
-        return {}
+    if data is None:  # an empty file, or comments only: never a silent full default run
+        raise PolyirError(f"config {path} is empty; {empty_hint}")
     if not isinstance(data, dict):
         raise PolyirError(f"{path}: a training config should be a YAML mapping, got {type(data).__name__}")
     return data
@@ -558,7 +560,10 @@ def default_config_path() -> Path:
 
 def load_config(path: Path | str | None, overrides: Sequence[str] = ()) -> TrainConfig:
     """Read a YAML config (``None``: the packaged default), apply overrides, validate."""
-    data = read_yaml(path if path is not None else default_config_path())
+    data = read_yaml(
+        path if path is not None else default_config_path(),
+        empty_hint=f"start from the packaged default, polyir/configs/{DEFAULT_CONFIG}",
+    )
     data, origins = apply_overrides(data, overrides)
     return config_from_dict(data, origins=origins)
 
@@ -569,12 +574,11 @@ def config_to_dict(config: TrainConfig) -> dict[str, Any]:
 
 
 def dump_config(config: TrainConfig, path: Path | str) -> Path:
-    """Write the resolved config as YAML (it loads back into the same config)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
+    """Write the resolved config as YAML, atomically (it loads back into the same config)."""
+    from polyir.atomic import write_text
+
+    return write_text(
+        path,
         "# polyir training config, resolved (defaults filled in)\n"
         + yaml.safe_dump(config_to_dict(config), sort_keys=False, allow_unicode=True),
-        encoding="utf-8",
     )
-    return path

@@ -64,9 +64,16 @@ __all__ = [
     "gradcache_backward",
     "latest_checkpoint",
     "CHECKPOINT_STATE",
+    "FAILED_MARKER",
+    "NonFiniteLossError",
 ]
 
 CHECKPOINT_STATE = "trainer_state.pt"
+
+
+class NonFiniteLossError(PolyirError):
+    """The training loss became NaN or infinite; the message names the step."""
+
 _BUCKET = 1 << 24  # gradient elements per all-reduce call
 
 
@@ -528,7 +535,14 @@ def _resolve_resume(config: TrainConfig) -> Path | None:
     if spec is None:
         return None
     if spec == "latest":
-        return latest_checkpoint(config.output_dir)
+        found = latest_checkpoint(config.output_dir)
+        if found is None:
+            raise PolyirError(
+                f"resume_from=latest: {str(config.output_dir)!r} holds no checkpoint "
+                f"(no checkpoints/step-N/{CHECKPOINT_STATE}), so there is nothing to resume; "
+                "start the run without --resume"
+            )
+        return found
     path = Path(spec).expanduser()
     if (path / CHECKPOINT_STATE).is_file():
         return path
@@ -570,7 +584,8 @@ def _trajectory_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[
     ]
 
 
-_RUN_FILES = ("log.jsonl", "run.json", "config.yaml", "validation_split.json")
+FAILED_MARKER = "failed.json"  # written when a run stops on a non-finite loss; such a folder does not block a rerun
+_RUN_FILES = ("log.jsonl", "run.json", "config.yaml", "validation_split.json", FAILED_MARKER)
 _RUN_DIRS = ("checkpoints", "best", "last")
 
 
@@ -647,6 +662,9 @@ class _Trainer:
             if emb is None:
                 raise PolyirError("optim.freeze_word_embeddings: this model has no input embedding matrix")
             emb.weight.requires_grad_(False)
+        for module in model:  # a model de-biased by polyir debias: the projection stays fixed, the loss sees it
+            if getattr(module, "_polyir_debias", False):
+                module.requires_grad_(False)
         _broadcast_parameters(model, d)
         self.params = [p for p in model.parameters() if p.requires_grad]
         decay = [p for p in self.params if p.ndim >= 2]
@@ -681,19 +699,22 @@ class _Trainer:
             self._trim_log()
 
     def _prepare_run_dir(self) -> None:
+        """Rules for an existing output_dir (see :func:`train`): resume, replace or refuse."""
         cfg, d = self.config, self.d
         has_run = any((self.run_dir / n).exists() for n in (*_RUN_FILES, *_RUN_DIRS))
-        if self.resume_path is None and has_run and cfg.resume_from is None and not cfg.overwrite:
+        failed = (self.run_dir / FAILED_MARKER).is_file()
+        if self.resume_path is None and has_run and not (cfg.overwrite or failed):
             raise PolyirError(
                 f"output_dir {str(self.run_dir)!r} already holds a run; resume it (--resume latest), "
                 "pick another --output, or --set overwrite=true"
             )
         if d.is_main:
-            if self.resume_path is None and has_run:  # overwrite, or 'latest' with no checkpoint yet
+            if self.resume_path is None and has_run:  # overwrite, or a run that failed: start afresh
                 for n in _RUN_FILES:
                     (self.run_dir / n).unlink(missing_ok=True)
                 for n in _RUN_DIRS:
                     shutil.rmtree(self.run_dir / n, ignore_errors=True)
+            (self.run_dir / FAILED_MARKER).unlink(missing_ok=True)  # a resumed run is no longer failed
             self.run_dir.mkdir(parents=True, exist_ok=True)
         if d.active:
             dist.barrier()
@@ -712,10 +733,14 @@ class _Trainer:
             weights = {c.name: weights[c.name] for c in self.val_corpora}
             if sum(weights.values()) <= 0:
                 weights = None
+        # By default a validation batch is what a training query is scored against: the global batch
+        # with cross-device negatives (so val_loss does not depend on how many ranks share it).
+        o = cfg.optim
+        global_batch = o.batch_size * (self.d.world_size if o.cross_device_negatives else 1)
         val_cfg = SamplerConfig.from_dict(
             {
                 **self.sampler_config.to_dict(),
-                "batch_size": v.batch_size or cfg.optim.batch_size,
+                "batch_size": v.batch_size or global_batch,
                 "seed": cfg.validation_seed,
                 "corpus_weights": weights,
                 "drop_last": False,
@@ -939,9 +964,13 @@ class _Trainer:
         return accum * float(loss.detach())
 
     def _optimizer_step(self, batches: list[Batch]) -> float:
+        """One update; returns the step's loss (mean over micro-batches and ranks, the same on every rank)."""
         o = self.config.optim
         self.encoder.st.train()
         losses = [self._micro_step(b, len(batches)) for b in batches]
+        loss = _all_reduce_mean([float(np.mean(losses))], self.d, self.device)[0]
+        if not math.isfinite(loss):  # every rank sees the same mean, so every rank stops here
+            self._fail_non_finite(loss)
         _average_gradients(self.params, self.d)
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
@@ -954,7 +983,22 @@ class _Trainer:
             self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return float(np.mean(losses))
+        return loss
+
+    def _fail_non_finite(self, loss: float) -> None:
+        """Stop on a NaN/inf loss (before the update), marking the run folder as failed."""
+        step = self.step + 1
+        last = latest_checkpoint(self.run_dir)
+        msg = (
+            f"training loss is {loss} at step {step} of {self.total_steps}: the run diverged (lower optim.lr, "
+            "keep optim.max_grad_norm set, or use optim.precision=fp32); nothing was saved for this step "
+            f"(last checkpoint: {last.name if last else 'none'}); {str(self.run_dir)!r} is marked failed "
+            f"({FAILED_MARKER}), so the same command (or --set overwrite=true) starts it afresh"
+        )
+        if self.d.is_main:
+            write_json(self.run_dir / FAILED_MARKER, {"error": msg, "step": step, "loss": str(loss),
+                                                      "last_checkpoint": str(last) if last else None})
+        raise NonFiniteLossError(msg)
 
     # -------------------------------------------------------------- validation
     def _validate(self) -> dict[str, Any]:
@@ -1042,8 +1086,7 @@ class _Trainer:
                 t0 = time.perf_counter()
                 with self.timer("train"):
                     batches = [self.sampler.next_batch() for _ in range(o.grad_accumulation)]
-                    loss_local = self._optimizer_step(batches)
-                    loss = _all_reduce_mean([loss_local], d, self.device)[0]
+                    loss = self._optimizer_step(batches)
                 self.step += 1
                 dt = time.perf_counter() - t0
                 global_pairs = sum(len(b) for b in batches) * d.world_size
@@ -1180,6 +1223,21 @@ def train(config: TrainConfig, *, on_step: Callable[[StepInfo], None] | None = N
         validation_split.json    held-out pair ids per corpus
         best/  last/             sentence-transformers folders (best by validation.metric; final)
         checkpoints/step-N/      model/ + trainer_state.pt (optimizer, scheduler, sampler, RNG, step)
+
+    An existing ``output_dir``:
+
+    - ``resume_from`` (a checkpoint, a run folder, or ``latest``) continues from that checkpoint; the
+      log rows after it are dropped and written again. ``latest`` with no checkpoint in
+      ``output_dir`` is an error naming the folder (never a silent fresh start);
+    - otherwise a folder that holds a run is refused, unless ``overwrite`` is set or the run there
+      stopped on a non-finite loss (``failed.json``): then its run files, checkpoints, ``best/`` and
+      ``last/`` are deleted and training starts afresh (other files in the folder are left alone).
+
+    A NaN or infinite training loss stops the run before that step's update with a
+    :class:`NonFiniteLossError` naming the step; ``failed.json`` records it, the folder keeps what was
+    written before (log, checkpoints), and rerunning the same command (or with ``overwrite``) starts
+    afresh, while ``--resume latest`` continues from the last checkpoint (a deterministic run reaches
+    the same loss again: change the config and start afresh instead).
 
     ``on_step`` is called on every rank after each optimizer step (after validation and checkpoint).
     Under ``torchrun`` the process group is created (and destroyed) here; an existing one is reused.

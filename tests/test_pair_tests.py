@@ -1,0 +1,31 @@
+"""Per-pair paired tests between two results of one task."""
+
+from __future__ import annotations
+
+import pytest
+
+from polyir.evaluation.pairs import pair_tests
+
+
+def _result(ap_de, ap_en, langs=("en", "en", "en", "de", "de", "de")):
+    return {"per_query": {"query_id": [f"q{i}" for i in range(len(langs))], "query_lang": list(langs),
+                          "ap_by_language": {"de": ap_de, "en": ap_en}}}
+
+
+def test_pair_tests_compare_each_pair_on_its_own_queries():
+    a = _result([1.0, 1.0, 1.0, None, None, None], [None, None, None, 0.5, 0.5, 0.5])
+    b = _result([0.5, 0.5, 0.5, None, None, None], [None, None, None, 0.5, 0.5, 0.5])
+    rows = {(r["query"], r["candidate"]): r for r in pair_tests(a, b, resamples=100)}
+    assert set(rows) == {("en", "de"), ("de", "en")}
+    assert rows[("en", "de")]["diff"] == pytest.approx(0.5) and rows[("en", "de")]["n_queries"] == 3
+    assert rows[("de", "en")]["diff"] == 0.0 and rows[("de", "en")]["p"] == 1.0
+    # 3 queries: 8 sign patterns, enumerated; the observed +0.5 is matched only by itself and its mirror
+    assert rows[("en", "de")]["p"] == pytest.approx(2 / 8)
+
+
+def test_pair_tests_refuse_results_of_different_queries():
+    a = _result([1.0] * 6, [1.0] * 6)
+    b = _result([1.0] * 6, [1.0] * 6)
+    b["per_query"]["query_id"][0] = "other"
+    with pytest.raises(ValueError, match="same queries"):
+        pair_tests(a, b)
