@@ -108,3 +108,103 @@ def write_tiny_lareqa(
         path.write_text(json.dumps(doc), encoding="utf-8")
         out[lang] = path
     return out
+
+
+# ---------------------------------------------------------------------------- a golden tiny run
+
+GOLDEN_METRICS = ("mo_map", "cr_map", "mul_map", "rank_distance", "mul_hit@1", "mul_hit@10")
+
+
+def golden_tiny_run(workdir: Path) -> dict:
+    """A small deterministic run end to end, and the figures it publishes.
+
+    A seeded tiny BERT is fine-tuned for 4 steps (hybrid batches, dropout on, fp32, one thread) on a
+    tiny LAReQA corpus registered as ``mlqa-r``, then the base and the trained model are evaluated
+    on a tiny ``xquad-r``; the trained row is tested against the base and rendered as a summary
+    table row, with the code ``polyir experiment`` uses. ``tests/data/golden-tiny-run.json`` holds
+    these figures; ``tests/test_published.py`` reruns this and compares. Refresh (after a change
+    that is meant to move the numbers)::
+
+        python -m polyir.testing golden tests/data/golden-tiny-run.json
+    """
+    import json
+    import re
+
+    from polyir.data.registry import load_task
+    from polyir.evaluation.run import EvalOptions, evaluate_encoder
+    from polyir.experiment.summary import TABLE_METRICS, _cell, _load, _test
+    from polyir.models.resolve import load_encoder
+    from polyir.runinfo import versions, write_json
+    from polyir.training.config import config_from_dict
+    from polyir.training.trainer import train
+
+    workdir = Path(workdir)
+    langs = ["en", "de", "es"]
+    data = workdir / "data"
+    write_tiny_lareqa(data / "mlqa-r", langs, n_paragraphs=8)
+    write_tiny_lareqa(data / "xquad-r", langs, n_paragraphs=3)
+    texts = " ".join(p.read_text(encoding="utf-8") for p in sorted(data.rglob("*.json")))
+    words = sorted(set(re.findall(r"[a-z0-9]+", texts.lower())))
+    model = build_tiny_model_dir(workdir / "model", words, seed=0)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # results must not depend on how a reduction is split over threads
+    try:
+        config = config_from_dict({
+            "model": {"spec": str(model), "device": "cpu", "query_max_length": 24, "passage_max_length": 24},
+            "data": {"train": [{"source": "mlqa-r", "languages": langs}], "data_dir": str(data), "download": False},
+            "validation": {"count": 4, "every": 2, "max_loss_batches": 1},
+            "optim": {"lr": 3e-3, "max_steps": 4, "batch_size": 4, "warmup_ratio": 0.0, "precision": "fp32",
+                      "freeze_word_embeddings": False},
+            "seed": 0,
+            "output_dir": str(workdir / "run"),
+            "log_every": 1,
+            "progress": False,
+        })
+        result = train(config)
+        task = load_task("xquad-r", data_dir=data, languages=langs, download=False)
+        options = EvalOptions(precision="fp32", show_progress=False)
+        files = {}
+        for row, spec in (("base", str(model)), ("trained", str(result.last_dir))):
+            enc = load_encoder(spec, device="cpu", query_max_length=24, passage_max_length=24)
+            files[row] = workdir / f"{row}.json"
+            write_json(files[row], evaluate_encoder(enc, task, options, dataset="xquad-r"))
+    finally:
+        torch.set_num_threads(threads)
+
+    loaded = {row: _load(path) for row, path in files.items()}
+    tests = {m: _test([loaded["trained"]], [loaded["base"]], m, 200, 0) for m in TABLE_METRICS}
+    entry = {**loaded["trained"]["metrics"], "n_seeds": 1, "vs_base": tests}
+    rows = [json.loads(line) for line in (workdir / "run" / "log.jsonl").read_text(encoding="utf-8").splitlines()]
+    return {
+        "train_loss": [r["loss"] for r in rows if r["type"] == "train"],
+        "validation": [{k: v for k, v in r.items() if k.startswith("val_") or k == "step"}
+                       for r in rows if r["type"] == "validation"],
+        "test": {row: {m: res["metrics"][m] for m in GOLDEN_METRICS} for row, res in loaded.items()},
+        "vs_base": {m: {"diff": t["diff"], "p": t["p"]} for m, t in tests.items()},
+        "table_row": "| trained | " + " | ".join(_cell(entry, m) for m in TABLE_METRICS) + " |",
+        "_versions": {k: v for k, v in versions().items() if k in ("torch", "transformers", "numpy")},
+    }
+
+
+def _main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+    import tempfile
+
+    from polyir.runinfo import write_json
+
+    parser = argparse.ArgumentParser(prog="python -m polyir.testing")
+    sub = parser.add_subparsers(dest="command", required=True)
+    golden = sub.add_parser("golden", help="rerun the golden tiny run and write its figures")
+    golden.add_argument("output", type=Path)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        figures = golden_tiny_run(Path(tmp))
+    write_json(args.output, figures)
+    print(json.dumps(figures, indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

@@ -2,22 +2,29 @@
 
 Driven by Playwright (``executable_path=/usr/bin/chromium``; no ``playwright install``); if Playwright
 is missing or cannot drive this Chromium version, by Selenium with Debian's /usr/bin/chromedriver.
+Skipped (with the reason) only when Chromium is absent; installed but not drivable is a failure.
+``POLYIR_CHROMIUM`` / ``POLYIR_CHROMEDRIVER`` point at other binaries.
 A server runs on a free loopback port in a background thread; the test types queries, ticks a
 language, and reads the results and the language bar back from the page.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
+# Skip only when Chromium is absent. Where it is installed the test must run: a driver that cannot
+# start it is a failure (with each driver's reason), never a silent skip (CI installs chromium).
+CHROMIUM = Path(os.environ.get("POLYIR_CHROMIUM", "/usr/bin/chromium"))
+CHROMEDRIVER = Path(os.environ.get("POLYIR_CHROMEDRIVER", "/usr/bin/chromedriver"))
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 
 pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (apt-get install chromium chromium-driver)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium chromium-driver)"
+    ),
     pytest.mark.timeout(180),
 ]
 
@@ -117,7 +124,7 @@ def _start_driver():
             reasons.append(f"{cls.name}: not installed ({exc.name})")
         except Exception as exc:  # noqa: BLE001 - collect why, try the next driver
             reasons.append(f"{cls.name}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}")
-    pytest.skip("no driver could start /usr/bin/chromium: " + "; ".join(reasons))
+    pytest.fail(f"{CHROMIUM} is installed but no driver could start it: " + "; ".join(reasons), pytrace=False)
 
 
 @pytest.fixture(scope="module")

@@ -114,6 +114,55 @@ def test_registry_loads_both_tasks_from_the_data_folder_without_network(tmp_path
         == "ntrex-sentences"
 
 
+def test_any_code_form_selects_the_same_languages(tmp_path, offline):
+    write_ntrex(tmp_path / "data", [("d1", 3), ("d2", 2)], langs=("en", "sn", "ti", "wo", "zh-hant"))
+    a = load_task("ntrex-sentences", data_dir=tmp_path / "data", languages="en,sn,ti,wo")
+    b = load_task("ntrex-sentences", data_dir=tmp_path / "data", languages="eng,sna-Latn,tir,wol")
+    assert a.query_languages == b.query_languages == ["en", "sn", "ti", "wo"]
+    assert a.relevant == b.relevant and [q.text for q in a.queries] == [q.text for q in b.queries]
+    assert b.notes["ntrex_codes"] == {"en": "eng", "sn": "sna-Latn", "ti": "tir", "wo": "wol"}
+    # Traditional Chinese is its own language (zho-TW), never merged into zh (zho-CN)
+    t = load_task("ntrex-documents", data_dir=tmp_path / "data", languages="zh-Hant,en")
+    assert t.query_languages == ["en", "zh-hant"]
+
+
+def test_default_selection_is_the_first_release(tmp_path, offline):
+    write_ntrex(tmp_path / "data", [("d1", 2)], langs=(*ntrex.DEFAULT_LANGUAGES, "sn"))
+    task = load_task("ntrex-sentences", data_dir=tmp_path / "data")
+    assert task.query_languages == sorted(ntrex.DEFAULT_LANGUAGES)  # sn is there, but only on request
+    row = {r.name: r for r in registry.status(tmp_path / "data")}["ntrex-sentences"]
+    assert row.missing == [] and len(row.present) == 13  # 12 texts + DOCUMENT_IDS.tsv
+    assert len(row.optional_missing) == 122 - 12
+
+
+def test_unpinned_language_is_downloaded_and_its_sha256_recorded(tmp_path, monkeypatch):
+    import hashlib
+
+    monkeypatch.setenv("POLYIR_CACHE_DIR", str(tmp_path / "cache"))
+    folder = write_ntrex(tmp_path / "data", [("d1", 2), ("d2", 1)], langs=("en",))
+    payload = "Mashiwi 1\r\nMashiwi 2\r\nMashiwi 3\r\n".encode()
+    calls = []
+
+    def fake(url, timeout):
+        calls.append(url)
+        return io.BytesIO(payload)
+
+    monkeypatch.setattr(registry, "_open_url", fake)
+    assert not registry.get_spec("ntrex-sentences").file_for("bem").pinned
+    task = load_task("ntrex-sentences", data_dir=tmp_path / "data", languages="en,bem")
+    assert calls == [ntrex.source_url("NTREX-128/newstest2019-ref.bem.txt")]
+    assert task.notes["unpinned_files"] == {"bem": hashlib.sha256(payload).hexdigest()}
+    assert task.relevant["ntrex:bem:3"] == {"ntrex:en:3"} and not (folder / "newstest2019-ref.bem.txt").exists()
+
+
+def test_regional_variants_share_a_code_and_one_file_is_served():
+    assert ntrex.UNSERVED_TAGS == {"en": ["eng-GB", "eng-IN", "eng-US"], "fa": ["prs"], "fr": ["fra-CA"],
+                                   "gsw": ["gsw-ZH"], "pt": ["por-BR"], "es": ["spa-MX"]}
+    assert ntrex.NTREX_TAGS["en"] == "eng" and ntrex.NTREX_TAGS["fa"] == "fas"
+    assert ntrex.NTREX_TAGS["sr"] == "srp-Cyrl" and ntrex.NTREX_TAGS["sr-latn"] == "srp-Latn"
+    assert ntrex.ntrex_language("gsw-ZH") == "gsw"  # ZH (Zurich) is no region code
+
+
 def test_registry_missing_document_ids_is_a_clear_error(tmp_path, offline):
     folder = write_ntrex(tmp_path / "data", [("d1", 2)], langs=("en", "de"))
     (folder / "DOCUMENT_IDS.tsv").unlink()
@@ -332,6 +381,8 @@ def test_real_ntrex_counts_and_checksums(monkeypatch, tmp_path):
     files = resolve_files("ntrex-sentences", data_dir=REAL, verify=True)
     shared = resolve_shared_files("ntrex-sentences", data_dir=REAL, verify=True)
     assert len(files) == 11 and set(shared) == {"DOCUMENT_IDS.tsv"}
+    low = resolve_files("ntrex-sentences", data_dir=REAL, languages=LOW_RESOURCE, verify=True)
+    assert len(low) == 12  # the 12 low-resource files of the README, sha256-checked
     task = load_task("ntrex-sentences", data_dir=REAL)
     assert task.notes["lines"] == 1997 and task.notes["documents"] == 123
     assert len(task.query_languages) == 11 and len(task.queries) == len(task.candidates) == 11 * 1997
@@ -339,6 +390,10 @@ def test_real_ntrex_counts_and_checksums(monkeypatch, tmp_path):
     docs = load_task("ntrex-documents", data_dir=REAL, languages="en,de,zh")
     assert len(docs.queries) == 3 * 123 and len(docs.candidates) == 3 * (1997 - 123)
     assert docs.notes["dropped_documents"] == []
+    four = load_task("ntrex-sentences", data_dir=REAL, languages="eng,sna-Latn,tir,wol")
+    assert len(four.queries) == len(four.candidates) == 4 * 1997 and four.query_languages == ["en", "sn", "ti", "wo"]
+    low_docs = load_task("ntrex-documents", data_dir=REAL, languages=LOW_RESOURCE)
+    assert len(low_docs.queries) == 12 * 123 and "unpinned_files" not in low_docs.notes
     # the same files read as a plain parallel folder give the same sentence task (groups aside)
     plain = load_task_or_path(str(REAL / "ntrex-128"), languages="en,de,zh")
     sub = load_task("ntrex-sentences", data_dir=REAL, languages="de,en,zh")

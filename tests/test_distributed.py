@@ -13,6 +13,7 @@ with 1-process runs of the same global batch made here:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -28,7 +29,7 @@ import torch
 import polyir
 
 LANGS = ("en", "de", "fr")
-TIMEOUT_S = 600  # a hang guard only (the launch takes ~20-30 s), not a timed assertion
+TIMEOUT_S = 300  # a hang guard only (the launch takes ~20-30 s), not a timed assertion
 STEPS = 4
 
 WORKER = textwrap.dedent(
@@ -47,6 +48,7 @@ WORKER = textwrap.dedent(
     scenarios = json.loads(Path(sys.argv[1]).read_text())
     out = Path(sys.argv[2])
     rank = int(os.environ["RANK"])
+    (out / f"pid{rank}").write_text(str(os.getpid()))  # so the test can end a hung worker
 
 
     class Crash(Exception):
@@ -106,10 +108,7 @@ WORKER = textwrap.dedent(
 
 
     report = {}
-    for i, sc in enumerate(scenarios):
-        if i == 1 and not dist.is_initialized():
-            # The first train() created (and destroyed) its own group; the rest share one made here.
-            dist.init_process_group("gloo")
+    for sc in scenarios:  # the first train() creates the process group, the others reuse it
         report[sc["name"]] = run(sc["config"], sc.get("crash_at"))
         if sc.get("resume"):
             report[sc["name"] + "+resumed"] = run({**sc["config"], "resume_from": "latest"})
@@ -203,6 +202,9 @@ def launch(tmp_path_factory):
         _, stderr = proc.communicate(timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
+        for f in root.glob("pid*"):  # workers outlive a torchrun that was killed
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(f.read_text()), signal.SIGKILL)
         _, stderr = proc.communicate()
         pytest.fail(f"distributed training hung for {TIMEOUT_S}s:\n{stderr[-3000:]}")
     assert proc.returncode == 0, stderr[-4000:]

@@ -211,6 +211,101 @@ def test_ties_are_pessimistic_and_counted():
         assert res.ties == {"pairs": 3, "pairs_with_ties": 3, "tied_candidates": 4}
 
 
+# The tie rule, against independent implementations.
+#
+# polyir's convention (docs/evaluation.md): PESSIMISTIC. A non-relevant candidate whose score equals
+# a relevant one's ranks before it; relevant candidates tied with each other are ordered by index
+# (which leaves AP unchanged: the tied relevant ones take the same set of positions either way).
+# So a tie group of r relevant and n non-relevant candidates, after A candidates (R of them
+# relevant) that score higher, puts its k-th relevant candidate at rank A + n + k:
+#     precision = (R + k) / (A + n + k).
+# sklearn's average_precision_score treats a tie group as ONE threshold: every relevant candidate
+# of the group gets the group's precision (R + r) / (A + n + r). It equals the pessimistic value
+# when r = 1 and is larger when r >= 2 (even with n = 0: it is then the AP of no ranking at all).
+# An optimistic rule (relevant first within a tie) would give (R + k) / (A + k).
+# trec_eval breaks ties by docid (descending): order-dependent, not used here.
+
+
+def _ap_by_sorting(scores, relevant, relevant_last: bool = True) -> float:
+    """AP of one ranking built by sorting (score descending; within a tie, relevant candidates last
+    when ``relevant_last``, first otherwise); nan with no relevant candidate. Slow and obvious."""
+    order = sorted(range(len(scores)), key=lambda j: (-scores[j], (j in relevant) == relevant_last))
+    hits, total = 0, 0.0
+    for position, j in enumerate(order, start=1):
+        if j in relevant:
+            hits += 1
+            total += hits / position
+    return total / hits if hits else float("nan")
+
+
+def _polyir_ap(rows, c_lang, relevant):
+    """polyir's pooled AP and AP per candidate language for exact score rows (one-hot candidates)."""
+    q, c = _one_hot_case(rows)
+    res = lareqa_metrics(q, c, ["a"] * len(rows), c_lang, relevant)
+    return res.per_query.ap_mul, res.per_query.ap_by_language, res.candidate_languages
+
+
+@pytest.mark.parametrize(
+    ("scores", "relevant", "pessimistic", "sklearn", "optimistic"),
+    [
+        # two relevant tied with one non-relevant: ranks 2, 3
+        ([0.5, 0.5, 0.5], {0, 1}, (1 / 2 + 2 / 3) / 2, 2 / 3, 1.0),
+        # two relevant tied with each other only, below a non-relevant: ranks 2, 3 whatever the order
+        ([0.9, 0.5, 0.5], {1, 2}, (1 / 2 + 2 / 3) / 2, 2 / 3, (1 / 2 + 2 / 3) / 2),
+        # one relevant tied with two non-relevant, then a relevant alone below: ranks 3, 4
+        ([0.7, 0.7, 0.7, 0.2], {1, 3}, (1 / 3 + 2 / 4) / 2, (1 / 3 + 2 / 4) / 2, (1 + 2 / 4) / 2),
+        # a relevant above, then 2 relevant + 2 non-relevant tied: ranks 1, 4, 5
+        ([0.9, 0.4, 0.4, 0.4, 0.4], {0, 2, 4}, (1 + 2 / 4 + 3 / 5) / 3, (1 + 3 / 5 + 3 / 5) / 3, 1.0),
+    ],
+)
+def test_tie_rule_is_pessimistic_where_conventions_differ(scores, relevant, pessimistic, sklearn, optimistic):
+    y_true = [int(j in relevant) for j in range(len(scores))]
+    # the three conventions, computed independently, differ on these cases ...
+    assert _ap_by_sorting(scores, relevant) == pytest.approx(pessimistic, abs=1e-12)
+    assert _ap_by_sorting(scores, relevant, relevant_last=False) == pytest.approx(optimistic, abs=1e-12)
+    assert average_precision_score(y_true, scores) == pytest.approx(sklearn, abs=1e-12)
+    assert len({round(pessimistic, 9), round(sklearn, 9), round(optimistic, 9)}) >= 2
+    # ... and polyir gives the pessimistic one
+    ap_mul, _, _ = _polyir_ap([scores], ["a"] * len(scores), [sorted(relevant)])
+    assert ap_mul[0] == pytest.approx(pessimistic, abs=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_q=st.integers(1, 6),
+    n_c=st.integers(1, 14),
+    levels=st.integers(1, 6),
+)
+def test_ap_with_ties_matches_brute_force_pessimistic_ap(seed, n_q, n_c, levels):
+    """Scores on a few levels (many ties): polyir's AP, pooled and per candidate language, equals the
+    AP of the ranking that sorts tied relevant candidates after tied non-relevant ones; where a row
+    has no tie at all, it also equals sklearn's (the conventions agree there)."""
+    rng = np.random.default_rng(seed)
+    rows = (rng.integers(0, levels, size=(n_q, n_c)) / 8).astype(np.float32).tolist()  # exact in float32
+    c_lang = rng.choice(["a", "b"], n_c).tolist()
+    relevant = [sorted(rng.choice(n_c, size=rng.integers(1, n_c + 1), replace=False).tolist()) for _ in range(n_q)]
+    ap_mul, ap_by, langs = _polyir_ap(rows, c_lang, relevant)
+    for i, row in enumerate(rows):
+        rel = set(relevant[i])
+        assert ap_mul[i] == pytest.approx(_ap_by_sorting(row, rel), abs=1e-12)
+        for j, y in enumerate(langs):
+            cols = [k for k in range(n_c) if c_lang[k] == y]
+            sub_rel = {cols.index(k) for k in rel if k in cols}
+            expected = _ap_by_sorting([row[k] for k in cols], sub_rel)
+            if math.isnan(expected):
+                assert math.isnan(ap_by[i, j])
+            else:
+                assert ap_by[i, j] == pytest.approx(expected, abs=1e-12)
+        if len(set(row)) == len(row) and 0 < len(rel) < n_c:
+            y_true = [int(k in rel) for k in range(n_c)]
+            assert ap_mul[i] == pytest.approx(average_precision_score(y_true, row), abs=1e-12)
+        # pessimistic never exceeds sklearn's tie-averaged value
+        if 0 < len(rel) < n_c:
+            y_true = [int(k in rel) for k in range(n_c)]
+            assert ap_mul[i] <= average_precision_score(y_true, row) + 1e-12
+
+
 def test_duplicate_embeddings_tie_exactly_whatever_the_chunk():
     rng = np.random.default_rng(3)
     q, c, q_lang, c_lang, rel = _random_problem(rng, 9, 30, 24, ["en", "de"], 1)

@@ -36,6 +36,7 @@ def setup(tmp_path, tiny_model_dir, monkeypatch):
         "evaluation.precision=fp32",
         "evaluation.resamples=200",
         "guard.sets=[]",
+        "debias=null",
         f"output_dir={tmp_path / 'exp'}",
     ]
     return tmp_path / "exp", sets

@@ -29,3 +29,4 @@ def test_pair_tests_refuse_results_of_different_queries():
     b["per_query"]["query_id"][0] = "other"
     with pytest.raises(ValueError, match="same queries"):
         pair_tests(a, b)
+

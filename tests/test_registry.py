@@ -186,6 +186,31 @@ def test_download_disabled(env: dict[str, Path]) -> None:
         resolve_files("tiny", data_dir=env["data"], download=False)
 
 
+def test_unpinned_file_is_downloaded_and_kept_as_fetched(env: dict[str, Path],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = registry.get_spec("tiny")
+    files = tuple(DataFile(f.path, f.url, "" if f.language == "de" else f.sha256, f.language)
+                  for f in spec.files)
+    monkeypatch.setitem(registry.REGISTRY, "tiny", DatasetSpec(**{**spec.__dict__, "files": files}))
+    assert [f.pinned for f in files] == [True, False]
+    put(env["data"], "en")
+    calls: list[str] = []
+    serve(monkeypatch, {URL.format(lang="de"): b"whatever the pinned commit holds"}, calls)
+    got = resolve_files("tiny", data_dir=env["data"], verify=True)  # nothing to verify it against
+    assert calls == [URL.format(lang="de")] and got["de"].read_bytes() == b"whatever the pinned commit holds"
+
+
+def test_default_languages_and_optional_files_in_status(env: dict[str, Path],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = registry.get_spec("tiny")
+    monkeypatch.setitem(registry.REGISTRY, "tiny", DatasetSpec(**{**spec.__dict__, "default_languages": ("en",)}))
+    put(env["data"], "en")
+    task = load_task("tiny", data_dir=env["data"])  # de is registered but not loaded by default
+    assert task.query_languages == ["en"]
+    row = {r.name: r for r in status(env["data"])}["tiny"]
+    assert row.missing == [] and row.optional_missing == ["tiny/de.json"]
+
+
 def test_load_task_and_corpus_through_registry(env: dict[str, Path]) -> None:
     put(env["data"], "en"), put(env["data"], "de")
     task = load_task("tiny", data_dir=env["data"])

@@ -81,6 +81,14 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(str(folder / "model.safetensors"))
 
 
+def _assert_same_weights(a: Path, b: Path) -> None:
+    """Bit-identical weights (torch.equal, not allclose)."""
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    differ = [name for name in wa if not torch.equal(wa[name], wb[name])]
+    assert not differ, differ
+
+
 class Recorder:
     def __init__(self, stop_at: int | None = None):
         self.steps: list[int] = []
@@ -169,12 +177,9 @@ def test_resume_equals_uninterrupted(setup, tmp_path):
     assert second.steps == [4, 5, 6]
     assert first.pair_ids + second.pair_ids == straight.pair_ids
     assert first.langs + second.langs == straight.langs
-    assert b.losses == pytest.approx(a.losses[3:], abs=1e-6)
-    wa, wb = _weights(tmp_path / "a" / "last"), _weights(tmp_path / "b" / "last")
-    assert wa.keys() == wb.keys()
-    for name in wa:
-        assert torch.allclose(wa[name], wb[name], atol=1e-6), name
-    assert a.best_step == b.best_step and a.best_value == pytest.approx(b.best_value)
+    assert b.losses == a.losses[3:]  # exactly: resume replays the same arithmetic
+    _assert_same_weights(tmp_path / "a" / "last", tmp_path / "b" / "last")
+    assert a.best_step == b.best_step and a.best_value == b.best_value
     # the resumed log holds each step once
     rows = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r["type"] == "train"] == [1, 2, 3, 4, 5, 6]
@@ -184,8 +189,121 @@ def test_resume_equals_uninterrupted(setup, tmp_path):
     with pytest.raises(PolyirError, match=r"other settings \(optim\.lr: 0\.003 -> 0\.0001\)"):
         train(other)
     # and training did change the weights (the comparison is not trivially true)
-    w0 = _weights(tmp_path / "b" / "checkpoints" / "step-3" / "model")
+    w0, wb = _weights(tmp_path / "b" / "checkpoints" / "step-3" / "model"), _weights(b.last_dir)
     assert any(not torch.allclose(w0[n], wb[n]) for n in wb)
+
+
+RESUME_VARIANTS = {
+    "fp32": {},
+    "bf16": {"precision": "bf16"},
+    "grad_cache": {"grad_cache": True, "grad_cache_chunk_size": 3},  # several chunks: dropout replayed
+    "grad_accumulation": {"grad_accumulation": 2},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(RESUME_VARIANTS))
+def test_resume_between_checkpoints_is_bit_identical(setup, tmp_path, variant):
+    """Killed at step 3 (checkpoints at 2 and 4), resumed from step 2 and run to step 5: the same
+    batches, the same losses and the same weights as the uninterrupted run, bit for bit (dropout on)."""
+
+    def config(out, **extra):
+        raw = make_config(setup, out, max_steps=5, hard_negatives=1, symmetric_loss=True, **RESUME_VARIANTS[variant])
+        raw["checkpoint_every"] = 2
+        raw["validation"].update(every=2)
+        return config_from_dict({**raw, **extra})
+
+    straight = Recorder()
+    a = train(config(tmp_path / "a"), on_step=straight)
+    first = Recorder(stop_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(tmp_path / "b"), on_step=first)
+    assert latest_checkpoint(tmp_path / "b").name == "step-2"
+    second = Recorder()
+    b = train(config(tmp_path / "b", resume_from="latest"), on_step=second)
+
+    assert b.resumed_from == tmp_path / "b" / "checkpoints" / "step-2"
+    assert second.steps == [3, 4, 5]
+    assert second.pair_ids == straight.pair_ids[2:] and second.langs == straight.langs[2:]
+    assert b.losses == a.losses[2:]
+    _assert_same_weights(tmp_path / "a" / "last", tmp_path / "b" / "last")
+    _assert_same_weights(tmp_path / "a" / "best", tmp_path / "b" / "best")
+    assert (a.best_step, a.best_value, a.final_metrics) == (b.best_step, b.best_value, b.final_metrics)
+    rows = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["type"] == "train"] == [1, 2, 3, 4, 5]
+    assert [r["step"] for r in rows if r["type"] == "validation"] == [2, 4, 5]
+    # not trivially equal: the last step moved the weights
+    w4, w5 = _weights(tmp_path / "b" / "checkpoints" / "step-4" / "model"), _weights(b.last_dir)
+    assert any(not torch.equal(w4[n], w5[n]) for n in w5)
+
+
+def test_resume_latest_without_a_checkpoint_is_an_error(setup, tmp_path):
+    """--resume latest never starts from scratch silently (and never deletes what the folder holds)."""
+    out = tmp_path / "run"
+    with pytest.raises(PolyirError, match="holds no checkpoint") as err:
+        train(config_from_dict({**make_config(setup, out), "resume_from": "latest"}))
+    assert str(out) in str(err.value) and "\n" not in str(err.value)
+    out.mkdir()
+    (out / "log.jsonl").write_text('{"type": "train", "step": 1}\n')
+    with pytest.raises(PolyirError, match="holds no checkpoint"):
+        train(config_from_dict({**make_config(setup, out), "resume_from": "latest"}))
+    assert (out / "log.jsonl").read_text() == '{"type": "train", "step": 1}\n'
+    assert sorted(p.name for p in out.iterdir()) == ["log.jsonl"]
+
+
+def _nan_from_step(monkeypatch, step: int) -> None:
+    """Make the training loss NaN from the ``step``-th training loss on (validation is left alone)."""
+    import polyir.training.trainer as trainer_module
+
+    real = trainer_module.info_nce_loss
+    calls = {"n": 0}
+
+    def patched(*args, **kwargs):
+        loss = real(*args, **kwargs)
+        if torch.is_grad_enabled():  # training (validation runs under no_grad)
+            calls["n"] += 1
+            if calls["n"] >= step:
+                loss = loss * float("nan")
+        return loss
+
+    monkeypatch.setattr(trainer_module, "info_nce_loss", patched)
+
+
+def test_non_finite_loss_stops_with_an_error_and_does_not_block_a_rerun(setup, tmp_path, monkeypatch):
+    from polyir.training.trainer import FAILED_MARKER, NonFiniteLossError
+
+    out = tmp_path / "run"
+    raw = make_config(setup, out, max_steps=4)
+    raw["checkpoint_every"] = 2
+    with monkeypatch.context() as m:
+        _nan_from_step(m, 3)
+        with pytest.raises(NonFiniteLossError, match=r"training loss is nan at step 3 of 4") as err:
+            train(config_from_dict(raw))
+    msg = str(err.value)
+    assert isinstance(err.value, PolyirError) and "\n" not in msg and str(out) in msg and "step-2" in msg
+    # stopped before step 3's update: the log and checkpoints end at step 2; the folder is marked failed
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["type"] == "train"] == [1, 2]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-2"]
+    assert not (out / "run.json").exists() and not (out / "last").exists()
+    assert json.loads((out / FAILED_MARKER).read_text())["step"] == 3
+    # the same command again: not refused ("already holds a run"); it starts afresh and finishes
+    again = train(config_from_dict(raw))
+    assert again.steps == 4 and again.resumed_from is None and not (out / FAILED_MARKER).exists()
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["type"] == "train"] == [1, 2, 3, 4]
+    # a finished run still blocks a fresh start; overwrite replaces it
+    with pytest.raises(PolyirError, match="already holds a run"):
+        train(config_from_dict(raw))
+    assert train(config_from_dict({**raw, "overwrite": True})).steps == 4
+
+
+def test_a_diverging_learning_rate_stops_the_run(setup, tmp_path):
+    """A real divergence (no patching): a huge learning rate makes the weights, then the loss, non-finite."""
+    from polyir.training.trainer import NonFiniteLossError
+
+    raw = make_config(setup, tmp_path / "run", max_steps=6, lr=1e30, max_grad_norm=None)
+    with pytest.raises(NonFiniteLossError, match=r"training loss is (nan|inf) at step [2-6] of 6"):
+        train(config_from_dict(raw))
 
 
 def test_early_stopping_stops(setup, tmp_path):

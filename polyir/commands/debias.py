@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 
 def debias_command(
@@ -68,4 +69,4 @@ def debias_command(
     path = save_debiased(encoder, result, output, overwrite=overwrite)
     counts = ", ".join(f"{lang} {n}" for lang, n in result.counts.items())
     what = f"rank {result.rank}" if method == "subspace" else "per-language centring"
-    Console().print(f"wrote {path}: {method} ({what}) fitted on {fit} [{counts}]")
+    Console().print(escape(f"wrote {path}: {method} ({what}) fitted on {fit} [{counts}]"), highlight=False)

@@ -29,6 +29,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import langcodes
+
 from polyir.data.parallel import build_sentence_task
 from polyir.data.records import json_lines, read_utf8
 from polyir.data.types import Candidate, Query, RetrievalTask
@@ -121,15 +123,14 @@ def load_lafand_sentences(files: Mapping[str, Path | str], name: str,
 
 
 def _header_language(field: str) -> str | None:
+    """A header field as a canonical code: a code (``eng``) or an English name (``english``)."""
     if is_language_code(field):
         return canonical_code(field)
-    import langcodes
-
     try:
-        found = langcodes.find(field)
-    except LookupError:
+        found = canonical_code(langcodes.find(field).to_tag())
+    except (LookupError, UnknownLanguageError):
         return None
-    return canonical_code(found.to_tag()) if language_name(canonical_code(found.to_tag())).lower() == field.lower() else None
+    return found if language_name(found).lower() == field.lower() else None
 
 
 def read_documents(path: Path | str) -> tuple[tuple[str, str], list[list[tuple[int, str, str]]]]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from polyir.data.parallel import identical_clusters, interleave
 from polyir.data.records import text_field, tsv_records
 from polyir.data.types import Candidate, Query, RetrievalTask
-from polyir.errors import DatasetNotFoundError
+from polyir.errors import DataFormatError, DatasetNotFoundError
 from polyir.languages import parse_languages, select_languages
 
 COLUMNS = ("category", "headline", "text", "url")
@@ -37,6 +37,8 @@ def read_articles(path: Path | str) -> list[tuple[int, str, str]]:
         where = f"{path}: line {line}"
         out.append((line, text_field(row, "headline", where, what="headline"),
                     text_field(row, "text", where, what="text (article body)")))
+    if not out:
+        raise DataFormatError(f"{path}: a header but no article")
     return out
 
 

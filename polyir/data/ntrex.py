@@ -18,6 +18,9 @@ i). Rules (also in the README, "News domain (NTREX)"):
   defined). Documents holding only a headline are dropped (``notes["dropped_documents"]``).
 * Ids: ``ntrex:<lang>:<line>`` (1-based line number) for queries and candidates; ``Candidate.group``
   is the document id (``polyir.data.split.split_by_document`` splits on it).
+* Languages: every file of the source (``polyir/resources/sources.csv``), under its canonical code
+  (``sna-Latn`` -> ``sn``, ``zho-TW`` -> ``zh-hant``); regional variants that share a code with another
+  file are not served (``UNSERVED_TAGS``). With no language chosen a task holds ``DEFAULT_LANGUAGES``.
 """
 
 from __future__ import annotations

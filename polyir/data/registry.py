@@ -41,7 +41,7 @@ from polyir.data import ntrex as _ntrex
 from polyir.data import sources as _sources
 from polyir.data.lareqa import load_lareqa_corpus, load_lareqa_task
 from polyir.data.types import ParallelQACorpus, RetrievalTask
-from polyir.errors import DataFormatError, DatasetNotFoundError, EmptySelectionError, UnknownLanguageError
+from polyir.errors import DataFormatError, DatasetNotFoundError, EmptySelectionError
 from polyir.languages import canonical_code, parse_languages, select_languages
 from polyir.paths import cache_dir, data_dir_from_env
 

@@ -13,14 +13,17 @@ from polyir.errors import DataFormatError, EmptySelectionError
 
 
 def query_documents(task: RetrievalTask) -> dict[str, str]:
-    """Query id -> its document: the one group shared by its relevant (and excluded) candidates.
+    """Query id -> its document: the one group shared by its relevant candidates (by its excluded ones,
+    e.g. its own sentence, when it has no relevant candidate).
 
-    A query whose candidates lie in several groups has no single document: ``DataFormatError``.
+    Exclusions do not decide: a sentence whose identical string recurs in another document excludes
+    that copy too, but it still belongs to the document of its translations. A query whose relevant
+    candidates lie in several groups has no single document: ``DataFormatError``.
     """
     group_of = {c.id: c.group for c in task.candidates}
     out: dict[str, str] = {}
     for q in task.queries:
-        ids = task.relevant.get(q.id, frozenset()) | task.excluded.get(q.id, frozenset())
+        ids = task.relevant.get(q.id, frozenset()) or task.excluded.get(q.id, frozenset())
         groups = {group_of[c] for c in ids if c in group_of}
         if len(groups) != 1 or "" in groups:
             raise DataFormatError(

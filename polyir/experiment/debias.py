@@ -9,6 +9,7 @@ stays unseen.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,9 @@ def debias_fit_texts(config: Any) -> tuple[FitTexts, dict[str, Any]]:
 
     d = config.debias
     task = load_task_or_path(d.fit.dataset, languages=d.fit.languages)
-    info: dict[str, Any] = {"dataset": d.fit.dataset, "languages": d.fit.languages, "part": "all"}
-    if d.fit.dataset in {ts.dataset for ts in config.guard.sets}:
+    info: dict[str, Any] = {"dataset": d.fit.dataset, "languages": d.fit.languages, "part": _fit_part(config)}
+    if info["part"] != "all":
         task, _ = split_by_document(task, config.guard.validation_fraction, config.guard.split_seed)
-        info["part"] = "guard validation half (the reported test half is never used to fit)"
     texts = fit_texts(d.fit.label, side=d.side, max_per_language=d.max_per_language, seed=d.seed, task=task)
     info["counts"] = texts.counts()
     return texts, info
@@ -57,8 +57,8 @@ def debias_rows(
         raise PolyirError(f"debias.rows: no row {row!r} in this experiment; rows: {', '.join(models)}")
     texts: FitTexts | None = None
     for seed, (spec, name) in models[source_row].items():
-        folder = next((debiased_folder(f, name) for f in config.reuse_from
-                       if (debiased_folder(f, name) / "polyir_debias.json").is_file()), debiased_folder(out, name))
+        folder = next((debiased_folder(f, name) for f in config.reuse_from if _same_fit(config, Path(f), name)),
+                      debiased_folder(out, name))
         if not (folder / "polyir_debias.json").is_file():
             if texts is None:
                 texts, info = debias_fit_texts(config)
@@ -72,6 +72,25 @@ def debias_rows(
                 )
                 save_debiased(encoder, fit, folder, overwrite=True)
         yield row + SUFFIX, seed, str(folder), name + SUFFIX
+
+
+def _fit_part(config: Any) -> str:
+    if config.debias.fit.dataset in {ts.dataset for ts in config.guard.sets}:
+        return "guard validation half (the reported test half is never used to fit)"
+    return "all"
+
+
+def _same_fit(config: Any, other: Path, name: str) -> bool:
+    """Whether another experiment's de-biased copy of ``name`` was fitted as this config asks."""
+    fit_file, record_file = other / "debias" / "fit.json", debiased_folder(other, name) / "polyir_debias.json"
+    if not (fit_file.is_file() and record_file.is_file()):
+        return False
+    d, fit = config.debias, json.loads(fit_file.read_text(encoding="utf-8"))
+    record = json.loads(record_file.read_text(encoding="utf-8"))
+    same_text = (fit.get("dataset"), fit.get("languages"), fit.get("part")) == (d.fit.dataset, d.fit.languages, _fit_part(config))
+    same_map = (record.get("method"), record.get("rank") if d.rank is not None else None, record.get("side")) == (
+        d.method, d.rank, d.side)
+    return same_text and same_map and sum(record.get("counts", {}).values()) > 0
 
 
 def debiased_folder(out: Path, name: str) -> Path:

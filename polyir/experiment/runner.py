@@ -79,6 +79,9 @@ def _validate_into(spec: str, name: str, config: ExperimentConfig, seed: int, ou
     from polyir.training.trainer import held_out_metrics
 
     path = out / "validation" / f"{name}.json"
+    reused = _reused(config, "validation", f"{name}.json", lambda p: p.is_file())
+    if reused is not None and json.loads(reused.read_text(encoding="utf-8")).get("model") == spec:
+        path = reused  # the same model scored on the same held-out pairs by the experiment it came from
     train_cfg = config.train_config(config.arms[0], seed, config.alphas[0], out / "check")
     metric = train_cfg.validation.metric
     if not path.is_file():

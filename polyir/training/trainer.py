@@ -25,6 +25,7 @@ Run folder layout: see :func:`train`.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import math
@@ -145,7 +146,16 @@ def _init_distributed() -> _Dist:
     if backend == "nccl":
         torch.cuda.set_device(local_rank)
     dist.init_process_group(backend=backend)
+    # Destroyed at exit, not at the end of train(): a second train() in the same process then reuses
+    # the group, whereas re-creating the default group over torchrun's store can meet the first
+    # group's stale rendezvous keys and hang.
+    atexit.register(_destroy_group)
     return _Dist(dist.get_rank(), dist.get_world_size(), local_rank, owns_group=True)
+
+
+def _destroy_group() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _device_for(spec: str, d: _Dist) -> str:
@@ -1206,8 +1216,7 @@ class _Trainer:
         )
 
     def close(self) -> None:
-        if self.d.owns_group and dist.is_initialized():
-            dist.destroy_process_group()
+        """Nothing to release: a process group this run created lives until the process exits."""
 
 
 def train(config: TrainConfig, *, on_step: Callable[[StepInfo], None] | None = None) -> TrainResult:
@@ -1240,7 +1249,8 @@ def train(config: TrainConfig, *, on_step: Callable[[StepInfo], None] | None = N
     the same loss again: change the config and start afresh instead).
 
     ``on_step`` is called on every rank after each optimizer step (after validation and checkpoint).
-    Under ``torchrun`` the process group is created (and destroyed) here; an existing one is reused.
+    Under ``torchrun`` the process group is created here on first use (and destroyed when the process
+    exits, so several ``train`` calls in one process share it); an existing one is reused.
     """
     trainer = _Trainer(config, on_step)
     try:
