@@ -357,3 +357,14 @@ def test_threads_must_be_positive(value):
     res = CliRunner().invoke(app, ["--threads", value, "models"])
     assert res.exit_code == 2 and "must be at least 1" in " ".join(res.output.split())
     assert not isinstance(res.exception, RuntimeError)
+
+
+def test_ctrl_c_in_index_command_is_one_line(tmp_path, tiny_model_dir, monkeypatch):
+    import polyir.index.store as store
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store, "build_index", interrupted)
+    res = _run_index(tiny_model_dir, _corpus(tmp_path), tmp_path / "idx")
+    assert res.exit_code == 130 and "interrupted: finished shards are kept" in " ".join(res.output.split())

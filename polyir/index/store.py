@@ -8,6 +8,11 @@ Layout of an index folder::
     vectors.npy       float32 [n, d], L2-normalised (memory-mapped on load)
     backend/          the backend's own files (faiss.index, or a local Qdrant folder)
     shards/           encoding shards while the index is being built (removed when done)
+    .staging-PID/     the new index while it is written; swapped in only once complete and loadable,
+                      so ``--overwrite`` never loses the old index to a failed build
+
+``open_index`` validates what it loads (counts, languages, the vectors' shape and dtype, finite
+unit-norm rows, the backend's size) and refuses a damaged folder with a message naming the file.
 
 An index answers only queries encoded by the model that encoded its passages: ``open_index`` (and
 ``search``) compare the encoder's fingerprint with the one recorded and refuse a different model.
