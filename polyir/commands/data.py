@@ -130,3 +130,29 @@ def convert(
     Console(soft_wrap=True).print(
         f"wrote {len(corpus)} pairs ({escape(sizes)}) to {escape(str(path))}"
     )
+
+
+@app.command("news-pairs")
+def news_pairs(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output .jsonl or .jsonl.gz training file.")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="A line-aligned news task, e.g. ntrex-sentences.")] = "ntrex-sentences",
+    languages: Annotated[Optional[str], typer.Option("--languages", "-l", help="Comma-separated codes.")] = None,
+    part: Annotated[str, typer.Option(help="Which half of the document split: validation, test or all.")] = "validation",
+    fraction: Annotated[float, typer.Option(help="Share of documents in the validation half (as guard.validation_fraction).")] = 0.5,
+    seed: Annotated[int, typer.Option(help="Seed of the document split (as guard.split_seed).")] = 0,
+    window: Annotated[int, typer.Option(min=1, help="Document lines each side of a sentence that form its positive.")] = 3,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Training pairs for news-domain adaptation: each sentence of one half of a news task's documents,
+    with the surrounding lines of its document as the positive, in every selected language."""
+    from polyir.data.news_pairs import news_training_corpus
+
+    try:
+        check_output_path(output, what="--output")
+        corpus = news_training_corpus(dataset, parse_languages(languages), part=part, fraction=fraction,
+                                      seed=seed, window=window, data_dir=data_dir)
+        path = write_parallel_jsonl(corpus, output)
+    except (PolyirError, ValueError) as exc:
+        raise _fail(exc if isinstance(exc, PolyirError) else PolyirError(str(exc))) from None
+    sizes = ", ".join(f"{k} {v}" for k, v in corpus.language_sizes().items())
+    Console(soft_wrap=True).print(f"wrote {len(corpus)} pairs ({escape(sizes)}) to {escape(str(path))}")

@@ -13,8 +13,8 @@ queries, a string in the passages). Wolof has no gold passages and is not offere
   the whole en + fr pool.
 * ``afriqa-pivot``: the same queries, pool and relevance, with the human pivot translation
   (``translated_question``) as query text: the reference row of a perfect translate-the-query system.
-  Queries keep the question's language label, so every figure (Cr. X -> en, Mul., per language) lines
-  up with ``afriqa`` and ``polyir compare`` pairs the two runs query by query.
+  Queries keep the question's language label and id, so every figure (Cr. X -> en, Mul., per language)
+  lines up with ``afriqa`` and the per-query values of the two runs pair by query id.
 
 Ids: query ``afriqa:<x>:<id>`` (``pair_id`` = ``<x>:<id>``); passage ``afriqa:<p>:<x>:<id>`` after the
 first question holding it, whose id is also the passage's ``group`` (its document). A gold record with
