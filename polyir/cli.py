@@ -138,6 +138,9 @@ def evaluate(
     max_pairs: Optional[int] = typer.Option(None, "--max-pairs", min=1, help="Quick look: only the first N question ids, with the paragraphs that answer them as the pool."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
     corpus: Optional[Path] = typer.Option(None, "--corpus", help="MIRACL only: folder holding miracl-corpus-v1.0-<lang>/docs-*.jsonl.gz (default: <data dir>/miracl-corpus)."),
+    trec: Optional[Path] = typer.Option(None, "--trec", help="LAReQA-style tasks: write DIR/qrels.txt and DIR/run.txt, the pooled (Mul.) ranking as TREC files for ranx / trec_eval (see docs/evaluation.md)."),
+    trec_depth: Optional[int] = typer.Option(None, "--trec-depth", min=1, help="With --trec: keep each query's top N (default: the full ranking, over which LAReQA AP is defined)."),
+    trec_gzip: bool = typer.Option(False, "--trec-gzip/--no-trec-gzip", help="With --trec: write run.txt.gz (gzip) instead of run.txt."),
 ) -> None:
     """Measure a model on a LAReQA-style task: Mo./Cr./Mul. mAP, rank distance, hit@k, X->Y matrix;
     or on MIRACL (--dataset miracl): nDCG@10 and Recall@100 per language."""
@@ -146,6 +149,8 @@ def evaluate(
     if is_miracl(dataset):
         if max_pairs:
             raise PolyirError("--max-pairs is for LAReQA-style tasks, not MIRACL")
+        if trec is not None:
+            raise PolyirError("--trec is for LAReQA-style tasks; MIRACL runs are written beside --output (X.runs/)")
         evaluate_miracl_command(
             model=model, languages=languages, output=output, data_dir=data_dir, corpus=corpus,
             precision=precision, batch_size=batch_size, device=device, cache=cache,
@@ -164,6 +169,10 @@ def evaluate(
         raise PolyirError(f"--precision must be fp32, bf16, fp16 or int8, not {precision!r}")
     if output is not None:
         check_outputs(output)  # before the work: a directory or an unwritable folder fails now, not after
+    if trec is not None and trec.exists() and not trec.is_dir():
+        raise PolyirError(f"--trec {trec} is a file; give a folder")
+    if trec is None and (trec_depth is not None or trec_gzip):
+        raise PolyirError("--trec-depth and --trec-gzip need --trec DIR")
     langs = parse_languages(languages)
     task = load_task_or_path(dataset, data_dir=data_dir, languages=langs)
     if max_pairs:
@@ -172,14 +181,25 @@ def evaluate(
         model, device=device, query_max_length=query_max_length, passage_max_length=passage_max_length
     )
     options = EvalOptions(precision=precision, batch_size=batch_size, use_cache=cache, show_progress=progress)  # type: ignore[arg-type]
+    trec_paths: dict[str, Path] = {}
+
+    def write_trec(q_emb: Any, c_emb: Any) -> None:
+        from polyir.evaluation.trec import write_task_trec
+
+        assert trec is not None
+        trec_paths.update(write_task_trec(task, trec, q_emb, c_emb, depth=trec_depth, compress=trec_gzip))
+
     try:
-        result = evaluate_encoder(encoder, task, options, dataset=dataset)
+        result = evaluate_encoder(encoder, task, options, dataset=dataset,
+                                  on_embeddings=write_trec if trec is not None else None)
     except ValueError as exc:
         raise PolyirError(str(exc)) from exc
     print_summary(result, Console())
     if output is not None:
         paths = write_outputs(result, output)
         Console().print("wrote " + ", ".join(str(p) for p in paths.values()))
+    if trec_paths:
+        Console().print("wrote " + ", ".join(str(p) for p in trec_paths.values()))
 
 
 @app.command()

@@ -349,15 +349,11 @@ def evaluate_miracl(encoder: Encoder, languages: Sequence[str] | None = None, *,
 
 
 def write_trec_run(run: Run, path: Path | str, tag: str = "polyir") -> Path:
-    """Write ranked lists as a TREC run file: ``qid Q0 docid rank score tag`` (atomically)."""
-    from polyir.atomic import atomic_open
+    """Write ranked lists as a TREC run file: ``qid Q0 docid rank score tag`` (atomically; gzip when
+    the name ends in ``.gz``). The one writer is :func:`polyir.evaluation.trec.write_run`."""
+    from polyir.evaluation.trec import write_run
 
-    path = Path(path)
-    with atomic_open(path, "w") as out:
-        for q, hits in run.items():
-            for rank, (docid, score) in enumerate(hits, start=1):
-                out.write(f"{q} Q0 {docid} {rank} {score:.9g} {tag}\n")
-    return path
+    return write_run(run, path, tag)
 
 
 def print_miracl_summary(result: dict[str, Any], console: Any = None) -> None:

@@ -6,6 +6,7 @@ The result dict is what ``polyir evaluate`` writes as JSON and what ``polyir com
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -172,9 +173,11 @@ def evaluate_encoder(
     dataset: str | None = None,
     extra_config: dict[str, Any] | None = None,
     memo: dict[tuple[str, str], np.ndarray] | None = None,
+    on_embeddings: Callable[[np.ndarray, np.ndarray], None] | None = None,
 ) -> dict[str, Any]:
     """Run the whole evaluation and return the result dict (metrics, matrix, per-query values, run info);
-    ``memo`` is passed to :func:`embed_task`."""
+    ``memo`` is passed to :func:`embed_task`; ``on_embeddings(q_emb, c_emb)``, when given, receives the
+    task's query and candidate embeddings after scoring (e.g. to write TREC files, ``trec.py``)."""
     options = options or EvalOptions()
     timer = Timer()
     with timer("total"):
@@ -182,6 +185,8 @@ def evaluate_encoder(
         q_emb, c_emb, info = embed_task(encoder, task, options, timer, fingerprint, memo)
         with timer("scoring"):
             result = score_task(task, q_emb, c_emb)
+    if on_embeddings is not None:
+        on_embeddings(q_emb, c_emb)
     data = result_sections(result)
     return {
         "format": RESULT_FORMAT,

@@ -162,6 +162,33 @@ def _robust(summary: dict[str, Any]) -> str:
     )
 
 
+DEBIAS_ROWS = (
+    ("base", "base"), ("base+debias", "base + projection (no training)"),
+    ("monolingual", "monolingual"), ("monolingual+debias", "monolingual + projection"),
+    ("crosslingual", "crosslingual"), ("crosslingual+debias", "crosslingual + projection"),
+    ("hybrid", "hybrid α = 0.5"), ("hybrid+debias", "hybrid + projection"),
+)
+
+
+def _debias_rows(summary: dict[str, Any]) -> str:
+    """The default experiment with the training-free baseline: XQuAD-R rows with B/M/D marks."""
+    from polyir.experiment.summary import LABELS, TABLE_METRICS, _cell
+
+    table = summary["results"]["xquad-r"]
+    validation = {c["row"]: c["validation"] for c in summary["selection"]["candidates"]}
+    rows = [[name, _f(validation.get(key), 4) if key in validation else "—",
+             *(_cell(table[key], m) for m in TABLE_METRICS)] for key, name in DEBIAS_ROWS if key in table]
+    return markdown_rows(["row", "validation Mul.", *(LABELS[m] for m in TABLE_METRICS)],
+                         "lr" + "r" * len(TABLE_METRICS), rows)
+
+
+def _debias_acceptance(d: dict[str, Any]) -> str:
+    """``polyir debias`` + ``polyir evaluate`` on XQuAD-R: the base and the projected model, per setting."""
+    rows = [[r["label"], _f(r["metrics"]["mo_map"], 4), _f(r["metrics"]["cr_map"], 4), _f(r["metrics"]["mul_map"], 4),
+             _f(r["metrics"]["rank_distance"], 1)] for r in d["rows"]]
+    return markdown_rows(["model (XQuAD-R, bf16)", "Mo.", "Cr.", "Mul.", "Rank dist."], "lrrrr", rows)
+
+
 # ---------------------------------------------------------------------------- "Benchmarks"
 
 
@@ -264,10 +291,14 @@ def readme_tables(root: Path | str = ".") -> dict[str, str]:
     default = _read(root / "docs" / "results" / "mlqa-to-xquad" / "summary.json")
     robust = _read(root / "docs" / "results" / "robust" / "summary.json")
     bench = root / "bench" / "results"
+    debias = root / "docs" / "results" / "mlqa-to-xquad-debias" / "summary.json"
+    acceptance = root / "docs" / "results" / "debias" / "acceptance.json"
     return {
         "results: arms and α": _alpha_rows(default),
         "results: α curve": _alpha_curve(default),
         "results: robustness levers": _robust(robust),
+        **({"results: training-free baseline": _debias_rows(_read(debias))} if debias.is_file() else {}),
+        **({"results: projection acceptance": _debias_acceptance(_read(acceptance))} if acceptance.is_file() else {}),
         "bench: encoding": _bench_encode(_read(bench / "eval_speed.json")),
         "bench: evaluate": _bench_evaluate(_read(bench / "eval_speed.json")),
         "bench: training": _bench_train(_read(bench / "train_speed.json")),
