@@ -616,7 +616,8 @@ class _Trainer:
         _seed_everything(cfg.seed + d.rank)
 
         with self.timer("load_data"):
-            corpora = _load_sources(cfg)
+            given = getattr(self, "given_corpora", None)  # in-memory corpora, set by train(corpora=...)
+            corpora = list(given) if given is not None else _load_sources(cfg)
             self.train_corpora, self.val_corpora = [], []
             self.split_info: dict[str, Any] = {}
             for c in corpora:
@@ -1219,7 +1220,12 @@ class _Trainer:
         """Nothing to release: a process group this run created lives until the process exits."""
 
 
-def train(config: TrainConfig, *, on_step: Callable[[StepInfo], None] | None = None) -> TrainResult:
+def train(
+    config: TrainConfig,
+    *,
+    on_step: Callable[[StepInfo], None] | None = None,
+    corpora: Sequence[ParallelQACorpus] | None = None,
+) -> TrainResult:
     """Fine-tune ``config.model`` on ``config.data`` and write a run folder at ``config.output_dir``.
 
     Run folder (written by rank 0 only)::
@@ -1248,11 +1254,39 @@ def train(config: TrainConfig, *, on_step: Callable[[StepInfo], None] | None = N
     afresh, while ``--resume latest`` continues from the last checkpoint (a deterministic run reaches
     the same loss again: change the config and start afresh instead).
 
+    ``corpora`` trains on these in-memory corpora instead of loading ``config.data.train``: the config's
+    sources are replaced by one ``memory:NAME:sha256:…`` entry per corpus (a content fingerprint, by
+    size, no weights), so ``config.yaml`` records what was trained on and a resume with other corpora
+    is refused like any other change of the training data.
+
     ``on_step`` is called on every rank after each optimizer step (after validation and checkpoint).
     Under ``torchrun`` the process group is created here on first use (and destroyed when the process
     exits, so several ``train`` calls in one process share it); an existing one is reused.
     """
+    given: list[ParallelQACorpus] | None = None
+    if corpora is not None:
+        import hashlib
+
+        given = list(corpora)
+        if not given or not all(isinstance(c, ParallelQACorpus) for c in given):
+            raise PolyirError("corpora: give one or more ParallelQACorpus objects")
+        names = [c.name for c in given]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise PolyirError(f"corpora: several corpora are named {', '.join(dupes)}; give them distinct names")
+        sources = []
+        for c in given:
+            rows = [
+                [p.pair_id, [[lang, e.query, e.positive, e.context, list(e.negatives)] for lang, e in sorted(p.entries.items())]]
+                for p in c.pairs
+            ]
+            digest = hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+            sources.append({"source": f"memory:{c.name}:sha256:{digest}", "name": c.name})
+        config = config.model_copy(update={"data": config.data.model_copy(update={"train": [
+            type(config.data.train[0]).model_validate(s) for s in sources
+        ]})})
     trainer = _Trainer(config, on_step)
+    trainer.given_corpora = given
     try:
         trainer.setup()
         return trainer.run()
