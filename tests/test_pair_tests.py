@@ -30,3 +30,19 @@ def test_pair_tests_refuse_results_of_different_queries():
     with pytest.raises(ValueError, match="same queries"):
         pair_tests(a, b)
 
+
+
+def test_pair_groups_count_significant_gains_by_resource_level():
+    from polyir.experiment.pairs import compare_pairs
+    from polyir.language_groups import load_language_groups
+
+    n = 12
+    langs = ["en"] * n + ["sn"] * n
+    row = {"per_query": {"query_id": [f"q{i}" for i in range(2 * n)], "query_lang": langs,
+                         "ap_by_language": {"sn": [1.0] * n + [None] * n, "en": [None] * n + [0.5] * n}}}
+    ref = {"per_query": {"query_id": [f"q{i}" for i in range(2 * n)], "query_lang": langs,
+                         "ap_by_language": {"sn": [0.2] * n + [None] * n, "en": [None] * n + [0.5] * n}}}
+    out = compare_pairs(row, ref, resamples=500, groups=load_language_groups())
+    groups = out["by_group"]
+    assert groups["high → low"] == {"pairs": 1, "better": 1, "worse": 0, "mean_diff": pytest.approx(0.8)}
+    assert groups["low → high"]["better"] == 0 and groups["low → high"]["mean_diff"] == 0.0

@@ -140,13 +140,15 @@ def test_trec_files_match_polyir_ap_when_scores_tie(tiny_model_dir, data, tmp_pa
     ap = _ranx_ap(tmp_path / "trec")
     for qid, polyir_ap in zip(result["per_query"]["query_id"], result["per_query"]["ap_mul"]):
         assert ap[qid] == pytest.approx(polyir_ap, abs=1e-12), qid
-    # the same ranking with trec_eval's own tie break (docid) would not give polyir's AP
+    # optimistic ties (relevant first) would not give polyir's AP: the tie rule is what makes them agree
+    raw = (got["q"].astype(np.float64) @ got["c"].astype(np.float64).T).astype(np.float32)
+    cand = [x.id for x in task.candidates]
     optimistic = {}
-    for qid, hits in task_run(task, got["q"], got["c"]):
-        rel = task.relevant[qid]
-        ordered = sorted(hits, key=lambda h: (-h[1], h[0] not in rel))  # relevant first on ties
-        optimistic[qid] = sum(i / r for i, r in enumerate(
-            [k + 1 for k, h in enumerate(ordered) if h[0] in rel], start=1)) / len(rel)
+    for i, query in enumerate(task.queries):
+        rel = task.relevant[query.id]
+        order = sorted(range(len(cand)), key=lambda j: (-float(raw[i, j]), cand[j] not in rel, j))
+        ranks = [k + 1 for k, j in enumerate(order) if cand[j] in rel]
+        optimistic[query.id] = sum(n / r for n, r in enumerate(ranks, start=1)) / len(rel)
     assert any(optimistic[q] != pytest.approx(ap[q]) for q in ap)
 
 

@@ -112,7 +112,7 @@ def polyir_order(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
     """Indices of ``scores`` in polyir's ranking order: score descending, on an exact tie non-relevant
     (``relevant`` False) first, then index ascending."""
     idx = np.arange(len(scores))
-    return np.lexsort((idx, relevant.astype(np.int8), -np.asarray(scores, dtype=np.float64)))
+    return np.lexsort((idx, (~relevant).astype(np.int8), -np.asarray(scores, dtype=np.float64)))
 
 
 def task_qrels(task: RetrievalTask) -> dict[str, dict[str, int]]:

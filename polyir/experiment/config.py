@@ -152,6 +152,11 @@ class ExperimentConfig(_Strict):
     )
     selection: SelectionSection = Field(default_factory=SelectionSection)
     debias: DebiasSection | None = Field(None, description="the training-free baseline rows (<row>+debias)")
+    pair_tests: list[str] = Field(
+        default_factory=list,
+        description="rows whose every X -> Y pair is tested against base, base+debias and the other arms "
+        "(summary.json pair_tests, pairs.md), grouped by the languages' resource levels",
+    )
     reuse_from: list[Path] = Field(
         default_factory=list,
         description="experiment folders whose finished models (runs/, merges/, debias/ of the same names) are "

