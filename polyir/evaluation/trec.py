@@ -103,7 +103,7 @@ def strictly_decreasing(scores: np.ndarray) -> np.ndarray:
     bits = s.view(np.int32).astype(np.int64)
     key = np.where(bits >= 0, bits, -(bits & 0x7FFFFFFF))
     i = np.arange(len(s), dtype=np.int64)
-    out = np.minimum.accumulate(key + i) - i
+    out = key
     back = np.where(out >= 0, out, (-out) | 0x80000000).astype(np.uint32)
     return back.view(np.float32)
 
@@ -112,7 +112,7 @@ def polyir_order(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
     """Indices of ``scores`` in polyir's ranking order: score descending, on an exact tie non-relevant
     (``relevant`` False) first, then index ascending."""
     idx = np.arange(len(scores))
-    return np.lexsort((idx, (~relevant).astype(np.int8), -np.asarray(scores, dtype=np.float64)))
+    return np.lexsort((idx, relevant.astype(np.int8), -np.asarray(scores, dtype=np.float64)))
 
 
 def task_qrels(task: RetrievalTask) -> dict[str, dict[str, int]]:
