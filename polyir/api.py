@@ -112,7 +112,9 @@ def evaluate(
         raise PolyirError(f"precision must be fp32, bf16, fp16 or int8, not {precision!r}")
     t = load_task(task, languages=languages, data_dir=data_dir, max_pairs=max_pairs)
     enc = load_encoder(encoder, device=device)
-    options = EvalOptions(precision=precision, batch_size=batch_size, use_cache=cache, show_progress=progress)  # type: ignore[arg-type]
+    options = EvalOptions(
+        precision=precision, batch_size=batch_size, use_cache=cache, show_progress=progress  # type: ignore[arg-type]
+    )
     dataset = str(task) if isinstance(task, (str, Path)) else t.name
     try:
         return EvalResult.from_dict(evaluate_encoder(enc, t, options, dataset=dataset))
@@ -129,7 +131,7 @@ def _result_dict(x: EvalResult | Mapping[str, Any] | PathLike, label: str) -> di
         return load_result(Path(x))
     if isinstance(x, Mapping):
         return {"_path": label, **x}
-    raise PolyirError(f"{label}: expected an EvalResult, a result dict or a result JSON path, got {type(x).__name__}")
+    raise PolyirError(f"{label}: expected an EvalResult, a result dict or a result JSON file, got {type(x).__name__}")
 
 
 def compare(
@@ -142,7 +144,8 @@ def compare(
     """B − A for every metric with paired tests over queries (what ``polyir compare`` prints)."""
     from polyir.evaluation.compare import compare_results
 
-    return Comparison.from_dict(compare_results(_result_dict(a, "A"), _result_dict(b, "B"), seed=seed, resamples=resamples))
+    raw = compare_results(_result_dict(a, "A"), _result_dict(b, "B"), seed=seed, resamples=resamples)
+    return Comparison.from_dict(raw)
 
 
 def debias(
@@ -172,21 +175,22 @@ def debias(
     from polyir.debias.source import FitTexts, fit_texts
 
     enc = load_encoder(encoder)
+    choose: dict[str, Any] = {"languages": languages, "side": side, "max_per_language": max_per_language, "seed": seed}
     if isinstance(fit, FitTexts):
         texts = fit
     elif isinstance(fit, RetrievalTask):
-        texts = fit_texts(fit.name, task=fit, languages=languages, side=side, max_per_language=max_per_language,  # type: ignore[arg-type]
-                          seed=seed)
+        texts = fit_texts(fit.name, task=fit, **choose)
     elif isinstance(fit, (str, Path)):
-        texts = fit_texts(str(fit), languages=languages, side=side, max_per_language=max_per_language,  # type: ignore[arg-type]
-                          seed=seed, data_dir=data_dir)
+        texts = fit_texts(str(fit), data_dir=data_dir, **choose)
     elif isinstance(fit, Mapping):
         if side not in ("passage", "query"):
             raise PolyirError("side: texts given by language are one side, 'passage' or 'query'")
         by_lang = {str(lang): [str(t) for t in items] for lang, items in fit.items()}
         texts = FitTexts(source="texts", texts={side: by_lang})
     else:
-        raise PolyirError(f"fit: expected a source, a RetrievalTask, texts by language or FitTexts, got {type(fit).__name__}")
+        raise PolyirError(
+            f"fit: expected a source, a RetrievalTask, texts by language or FitTexts, got {type(fit).__name__}"
+        )
     fitted = fit_debias(enc, texts, method=method, rank=rank, show_progress=progress)
     if output is not None:
         save_debiased(enc, fitted, output, overwrite=overwrite)

@@ -171,7 +171,8 @@ class Comparison:
 
 @dataclass(frozen=True)
 class TrainRun:
-    """A finished training run: its folder, the best and last model folders, the final validation figures."""
+    """A finished training run: its folder, the best and last model folders (absolute paths), the final
+    validation figures (``metrics``) and the trainer's own record (``result``)."""
 
     output_dir: Path
     best_model: Path
@@ -188,7 +189,8 @@ class TrainRun:
     @classmethod
     def from_result(cls, result: TrainResult) -> TrainRun:
         return cls(
-            output_dir=Path(result.run_dir), best_model=Path(result.best_dir), last_model=Path(result.last_dir),
+            output_dir=Path(result.run_dir).resolve(), best_model=Path(result.best_dir).resolve(),
+            last_model=Path(result.last_dir).resolve(),
             metrics=dict(result.final_metrics), best_metric=result.best_metric, best_value=result.best_value,
             best_step=result.best_step, steps=result.steps, stopped_early=result.stopped_early,
             losses=tuple(result.losses), result=result,

@@ -261,7 +261,8 @@ def test_in_memory_resume_is_exact_and_refuses_other_corpora(world, tmp_path):
         polyir.train(cut, data=other, resume_from="latest")
     resumed = polyir.train(cut, data=ParallelQACorpus("train", list(corpus.pairs)), resume_from="latest")
     assert resumed.steps == 6 and resumed.result.resumed_from is not None
-    wa, wb = load_file(str(full.last_model / "model.safetensors")), load_file(str(resumed.last_model / "model.safetensors"))
+    wa = load_file(str(full.last_model / "model.safetensors"))
+    wb = load_file(str(resumed.last_model / "model.safetensors"))
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
@@ -272,7 +273,8 @@ def test_train_data_by_path_and_mixed(world, tmp_path):
     assert [s["source"] for s in config["data"]["train"]] == [str(world["train"])]
     assert config["optim"]["lr"] == 3e-3  # sections merge: optim.max_steps did not drop the rest
     mixed = polyir.train(
-        _settings(world, tmp_path / "mixed"), data=[ParallelQACorpus("mem", world["corpus"].pairs[:30]), world["train"]],
+        _settings(world, tmp_path / "mixed"),
+        data=[ParallelQACorpus("mem", world["corpus"].pairs[:30]), world["train"]],
         **quick,
     )
     config = yaml.safe_load((mixed.output_dir / "config.yaml").read_text(encoding="utf-8"))

