@@ -237,3 +237,41 @@ def test_miracl_writer_is_the_shared_one_and_ranx_ndcg_matches(tmp_path):
     idcg = 2 + 1 / np.log2(3) + 1 / np.log2(4)
     dcg = 1 / np.log2(3) + 2 / np.log2(4)  # c at rank 2, a at rank 3
     assert expected["ndcg@10"]["q1"] == pytest.approx(dcg / idcg)
+
+
+@pytest.mark.parametrize("name", ["run.txt", "run.txt.gz"])
+def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch, name):
+    import errno
+
+    import polyir.atomic
+    from polyir.atomic import OutputError
+
+    path = write_run({"q1": [("d1", 0.5), ("d2", 0.25)]}, tmp_path / name)
+    old = path.read_bytes()
+    real_open = open
+
+    class Full:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, attr):
+            return getattr(self.fh, attr)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    monkeypatch.setattr(polyir.atomic, "open", lambda f, m="r", *a, **k: Full(real_open(f, m, *a, **k)),
+                        raising=False)
+    with pytest.raises(OutputError, match="No space left on device"):
+        write_run({"q1": [("d9", 0.9)] * 5000}, path)
+    assert path.read_bytes() == old and [p.name for p in tmp_path.iterdir()] == [name]
+    monkeypatch.undo()
+    opener = gzip.open if name.endswith(".gz") else open
+    with opener(path, "rt") as fh:
+        assert fh.read().splitlines() == ["q1 Q0 d1 1 0.5 polyir", "q1 Q0 d2 2 0.25 polyir"]
