@@ -27,6 +27,7 @@ from typing import TypeVar
 
 from polyir.data.jsonl import corpus_name, read_parallel_jsonl
 from polyir.data.types import Candidate, Query, RetrievalTask
+from polyir.data.records import read_utf8
 from polyir.errors import DataFormatError, DatasetNotFoundError, EmptySelectionError, UnknownLanguageError
 from polyir.languages import canonical_code, is_language_code, parse_languages, select_languages
 
@@ -45,17 +46,7 @@ def read_text_lines(path: Path | str) -> list[str]:
     the alignment). An empty or whitespace-only line is a ``DataFormatError`` naming file and line.
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataFormatError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataFormatError(f"{path}: line {line}: not UTF-8 text ({exc.reason})") from exc
+    text = read_utf8(path)
     if not text:
         raise DataFormatError(f"{path}: the file is empty")
     lines = text.split("\n")
