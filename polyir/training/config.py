@@ -142,7 +142,7 @@ class ValidationSection(_Section):
     patience: int | None = Field(
         None, ge=1, description="stop after N evaluations without improvement (default: never)"
     )
-    batch_size: int | None = Field(None, gt=0, description="validation loss batch size (default: optim)")
+    batch_size: int | None = Field(None, gt=0, description="validation loss batch size (default: the global batch, optim.batch_size x ranks with cross-device negatives)")
     max_loss_batches: int = Field(20, gt=0, description="fixed validation batches for the loss")
     max_pairs: int | None = Field(
         None, gt=0, description="cap on held-out pairs used for retrieval mAP (default: all)"
