@@ -189,6 +189,62 @@ def _debias_acceptance(d: dict[str, Any]) -> str:
     return markdown_rows(["model (XQuAD-R, bf16)", "Mo.", "Cr.", "Mul.", "Rank dist."], "lrrrr", rows)
 
 
+LOW_RESOURCE_ROWS = (
+    ("base", "base"), ("base+debias", "base + projection"), ("monolingual", "monolingual"),
+    ("crosslingual", "crosslingual"), ("hybrid", "hybrid α = 0.5"), ("hybrid+debias", "hybrid + projection"),
+)
+
+
+def _low_resource_columns(summary: dict[str, Any]) -> list[tuple[str, list[str], str]]:
+    """(column title, result labels averaged, metric) for the tasks the experiment holds."""
+    labels = list(summary["results"])
+    cols = []
+    for prefix, metric, title in (("ntrex-sentences", "mul_map", "NTREX sent. Mul."),
+                                  ("ntrex-documents", "mul_map", "NTREX doc. Mul."),
+                                  ("lafand-sentences", "cr_map", "MAFAND sent. Cr."),
+                                  ("lafand-documents", "mul_map", "MAFAND doc. Mul."),
+                                  ("masakhanews", "mo_map", "MasakhaNEWS Mo."),
+                                  ("masakhanews", "mul_map", "MasakhaNEWS Mul."),
+                                  ("afriqa[", "cr_map", "AfriQA Cr."), ("afriqa-pivot", "cr_map", "AfriQA pivot Cr.")):
+        chosen = [lab for lab in labels if lab.startswith(prefix) or (prefix == "afriqa[" and lab == "afriqa")]
+        if chosen:
+            n = f" ({len(chosen)} pairs)" if len(chosen) > 1 else ""
+            cols.append((title + n, chosen, metric))
+    return cols
+
+
+def _low_resource(summary: dict[str, Any]) -> str:
+    """Zero-shot low-resource news and QA: one column per task (several MAFAND pairs averaged, unmarked)."""
+    from polyir.experiment.summary import _cell
+
+    cols = _low_resource_columns(summary)
+    rows = []
+    for key, name in LOW_RESOURCE_ROWS:
+        if key not in summary["results"][cols[0][1][0]]:
+            continue
+        cells = []
+        for _, labels, metric in cols:
+            entries = [summary["results"][lab][key] for lab in labels]
+            if len(entries) == 1:
+                cells.append(_cell(entries[0], metric))
+            else:
+                vals = [e.get(metric) for e in entries if e.get(metric) is not None]
+                cells.append(_f(sum(vals) / len(vals) if vals else None, 4))
+        rows.append([name, *cells])
+    return markdown_rows(["row", *(c[0] for c in cols)], "l" + "r" * len(cols), rows)
+
+
+def _low_resource_pairs(summary: dict[str, Any], label_prefix: str = "ntrex-sentences") -> str:
+    """Pair-level tests on one task, by the resource levels of the two languages."""
+    label = next(lab for lab in summary["pair_tests"] if lab.startswith(label_prefix))
+    rows = []
+    for name, c in summary["pair_tests"][label].items():
+        for group, g in c["by_group"].items():
+            rows.append([name, group, str(g["pairs"]), str(g["better"]), str(g["worse"]), _signed(g["mean_diff"], 4)])
+    return markdown_rows(["comparison", "pair group", "pairs", "better (p<.05)", "worse (p<.05)", "mean Δ mAP"],
+                         "llrrrr", rows)
+
+
 # ---------------------------------------------------------------------------- "Benchmarks"
 
 
@@ -293,12 +349,15 @@ def readme_tables(root: Path | str = ".") -> dict[str, str]:
     bench = root / "bench" / "results"
     debias = root / "docs" / "results" / "mlqa-to-xquad-debias" / "summary.json"
     acceptance = root / "docs" / "results" / "debias" / "acceptance.json"
+    low = root / "docs" / "results" / "low-resource-news" / "summary.json"
     return {
         "results: arms and α": _alpha_rows(default),
         "results: α curve": _alpha_curve(default),
         "results: robustness levers": _robust(robust),
         **({"results: training-free baseline": _debias_rows(_read(debias))} if debias.is_file() else {}),
         **({"results: projection acceptance": _debias_acceptance(_read(acceptance))} if acceptance.is_file() else {}),
+        **({"results: low-resource news": _low_resource(_read(low)),
+            "results: low-resource pairs": _low_resource_pairs(_read(low))} if low.is_file() else {}),
         "bench: encoding": _bench_encode(_read(bench / "eval_speed.json")),
         "bench: evaluate": _bench_evaluate(_read(bench / "eval_speed.json")),
         "bench: training": _bench_train(_read(bench / "train_speed.json")),
