@@ -5,8 +5,11 @@ Kept in the package (not only in tests) so that downstream users can test their 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import builtins
+import errno
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import IO, Any
 
 import torch
 
@@ -185,6 +188,37 @@ def golden_tiny_run(workdir: Path) -> dict:
         "table_row": "| trained | " + " | ".join(_cell(entry, m) for m in TABLE_METRICS) + " |",
         "_versions": {k: v for k, v in versions().items() if k in ("torch", "transformers", "numpy")},
     }
+
+
+class FullDiskFile:
+    """A file handle on a full disk: every ``write`` fails with ENOSPC; everything else is the real file.
+    For tests that check an output is written all-or-nothing (the old file stays, no temporary is left)."""
+
+    def __init__(self, fh: IO[Any]) -> None:
+        self.fh = fh
+
+    def write(self, data: Any) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.fh, name)
+
+    def __enter__(self) -> "FullDiskFile":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.fh.close()
+
+
+def full_disk_open(fragment: str = "") -> Callable[..., Any]:
+    """An ``open`` for monkeypatching (e.g. ``polyir.atomic.open``): files whose path contains
+    ``fragment`` (every file by default) are on a full disk, see :class:`FullDiskFile`."""
+
+    def fake_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        fh = builtins.open(file, mode, *args, **kwargs)
+        return FullDiskFile(fh) if fragment in str(file) else fh
+
+    return fake_open
 
 
 def _main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from polyir.cli import app
 from polyir.errors import PolyirError
-from polyir.testing import build_tiny_model_dir, write_tiny_lareqa
+from polyir.testing import build_tiny_model_dir, full_disk_open, write_tiny_lareqa
 
 runner = CliRunner()
 
@@ -159,8 +159,6 @@ def _evaluate_path(model, dataset, out):
 
 def test_write_outputs_is_all_or_nothing(tiny_model_dir, data_dir, tmp_path, monkeypatch):
     """A full disk on the Markdown leaves the old JSON, heatmap and Markdown, and no temporary file."""
-    import errno
-
     import polyir.atomic
     from polyir.atomic import OutputError
     from polyir.evaluation.report import write_outputs
@@ -169,29 +167,7 @@ def test_write_outputs_is_all_or_nothing(tiny_model_dir, data_dir, tmp_path, mon
     result = _evaluate(tiny_model_dir, data_dir, out)
     before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
     assert sorted(before) == ["tiny.heatmap.png", "tiny.json", "tiny.md"]
-    real_open = open
-
-    class Full:
-        def __init__(self, fh):
-            self.fh = fh
-
-        def write(self, data):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-        def __getattr__(self, name):
-            return getattr(self.fh, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.fh.close()
-
-    def fake_open(file, mode="r", *args, **kwargs):
-        fh = real_open(file, mode, *args, **kwargs)
-        return Full(fh) if ".tiny.md." in str(file) else fh
-
-    monkeypatch.setattr(polyir.atomic, "open", fake_open, raising=False)
+    monkeypatch.setattr(polyir.atomic, "open", full_disk_open(".tiny.md."), raising=False)
     result["metrics"]["mul_map"] = 0.123  # a different result, which must not land half-way
     with pytest.raises(OutputError, match=r"cannot write .*tiny\.md: No space left on device"):
         write_outputs(result, out)
@@ -218,8 +194,6 @@ def test_embedding_cache_on_a_full_disk_warns_and_keeps_the_embeddings(tmp_path,
 
 
 def test_trec_run_files_are_written_atomically(tmp_path, monkeypatch):
-    import errno
-
     import polyir.atomic
     from polyir.atomic import OutputError
     from polyir.evaluation.miracl import write_trec_run
@@ -228,25 +202,7 @@ def test_trec_run_files_are_written_atomically(tmp_path, monkeypatch):
     old = path.read_text()
     assert old.splitlines()[0] == "q1 Q0 d1 1 0.5 polyir"
 
-    class Full:
-        def __init__(self, fh):
-            self.fh = fh
-
-        def write(self, data):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-        def __getattr__(self, name):
-            return getattr(self.fh, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.fh.close()
-
-    real_open = open
-    monkeypatch.setattr(polyir.atomic, "open", lambda f, m="r", *a, **k: Full(real_open(f, m, *a, **k)),
-                        raising=False)
+    monkeypatch.setattr(polyir.atomic, "open", full_disk_open(), raising=False)
     with pytest.raises(OutputError, match=r"sw\.trec: No space left on device"):
         write_trec_run({"q1": [("d9", 0.9)]}, path)
     assert path.read_text() == old and [p.name for p in path.parent.iterdir()] == ["sw.trec"]

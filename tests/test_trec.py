@@ -23,7 +23,7 @@ from polyir.evaluation.trec import (
     write_run,
     write_task_trec,
 )
-from polyir.testing import build_tiny_model_dir, write_tiny_lareqa
+from polyir.testing import build_tiny_model_dir, full_disk_open, write_tiny_lareqa
 
 runner = CliRunner()
 LANGS = ["en", "de", "es"]
@@ -241,33 +241,12 @@ def test_miracl_writer_is_the_shared_one_and_ranx_ndcg_matches(tmp_path):
 
 @pytest.mark.parametrize("name", ["run.txt", "run.txt.gz"])
 def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch, name):
-    import errno
-
     import polyir.atomic
     from polyir.atomic import OutputError
 
     path = write_run({"q1": [("d1", 0.5), ("d2", 0.25)]}, tmp_path / name)
     old = path.read_bytes()
-    real_open = open
-
-    class Full:
-        def __init__(self, fh):
-            self.fh = fh
-
-        def write(self, data):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-        def __getattr__(self, attr):
-            return getattr(self.fh, attr)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.fh.close()
-
-    monkeypatch.setattr(polyir.atomic, "open", lambda f, m="r", *a, **k: Full(real_open(f, m, *a, **k)),
-                        raising=False)
+    monkeypatch.setattr(polyir.atomic, "open", full_disk_open(), raising=False)
     with pytest.raises(OutputError, match="No space left on device"):
         write_run({"q1": [("d9", 0.9)] * 5000}, path)
     assert path.read_bytes() == old and [p.name for p in tmp_path.iterdir()] == [name]
