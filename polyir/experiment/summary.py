@@ -128,11 +128,13 @@ def summarize(config, evaluations: dict[str, dict], validation: dict[str, dict])
 
 
 def _pair_tests(config, rows: dict[str, dict], labels: list[str]) -> dict[str, Any]:
-    """Every pair of every test set: the listed rows against the references present (polyir.experiment.pairs)."""
+    """Every pair of every test set and guard test half: the listed rows against the references present
+    (polyir.experiment.pairs). Guard test halves count: for a model adapted on a guard set's validation half,
+    its other half is the in-domain test."""
     from polyir.experiment.pairs import pair_tests_section
 
     refs = [r for r in ("base", DEBIASED_BASE, "monolingual", "crosslingual", "hybrid") if r in rows]
-    return pair_tests_section(rows, [ts.label for ts in config.test_sets], config.pair_tests, refs,
+    return pair_tests_section(rows, labels, config.pair_tests, refs,
                               resamples=min(config.evaluation.resamples, 2000))
 
 
