@@ -132,6 +132,27 @@ def convert(
     )
 
 
+@app.command("squad")
+def squad(
+    squad_files: Annotated[str, typer.Option("--squad", help="SQuAD v1.1/v2.0 JSON per language, aligned by question id: en=train-v1.1.json,es=squad-es.json")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output .jsonl or .jsonl.gz training file.")],
+) -> None:
+    """Write SQuAD-format files (one per language) as parallel QA JSONL: question -> its paragraph,
+    translations joined by question id; unanswerable v2.0 questions are skipped and counted."""
+    from polyir.data.squad import parse_squad_spec, read_squad_files
+
+    try:
+        check_output_path(output, what="--output")
+        read = read_squad_files(parse_squad_spec(squad_files), name=output.name)
+        path = write_parallel_jsonl(read.corpus, output)
+    except PolyirError as exc:
+        raise _fail(exc) from None
+    sizes = ", ".join(f"{k} {v}" for k, v in read.corpus.language_sizes().items())
+    skipped = ", ".join(f"{k} {v}" for k, v in read.unanswerable.items())
+    Console(soft_wrap=True).print(f"wrote {len(read.corpus)} pairs ({escape(sizes)}; unanswerable skipped:"
+                                  f" {escape(skipped)}) to {escape(str(path))}")
+
+
 @app.command("news-pairs")
 def news_pairs(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output .jsonl or .jsonl.gz training file.")],

@@ -33,13 +33,13 @@ from pathlib import Path
 
 from polyir.data.parallel import interleave
 from polyir.data.records import json_lines, text_field
-from polyir.data.types import Candidate, Query, RetrievalTask
+from polyir.data.types import Candidate, ParallelPair, ParallelQACorpus, QAEntry, Query, RetrievalTask
 from polyir.errors import DataFormatError, DatasetNotFoundError, EmptySelectionError, UnknownLanguageError
 from polyir.languages import canonical_code, parse_languages, select_languages
 
 ID_PREFIX = "afriqa:"
 QUERIES, GOLD = "queries", "gold"
-_NAME = re.compile(r"(?:queries|gold_span_passages)\.afriqa\.(?P<x>[a-z]{2,3})\.(?P<pivot>[a-z]{2,3})\.\w+\.json")
+_NAME = re.compile(r"(?:queries|gold_span_passages)\.afriqa\.(?P<x>[a-z]{2,3})\.(?P<pivot>[a-z]{2,3})\.(?P<split>\w+)\.json")
 
 
 def pivot_of(path: Path | str) -> str:
@@ -57,14 +57,19 @@ def _record_id(record: Mapping[str, object], where: str) -> str:
     return str(rid)
 
 
-def read_questions(path: Path | str) -> dict[str, tuple[int, str, str]]:
-    """id -> (line, question, translated question) of a queries file."""
+def read_questions(path: Path | str, empty: list[str] | None = None) -> dict[str, tuple[int, str, str]]:
+    """id -> (line, question, translated question) of a queries file. An empty question or translation
+    is an error, unless ``empty`` is given: then its id is appended there and the record left out."""
     out: dict[str, tuple[int, str, str]] = {}
     for line, record in json_lines(path):
         where = f"{path}: line {line}"
         rid = _record_id(record, where)
         if rid in out:
             raise DataFormatError(f"{where}: id {rid!r} repeated (first on line {out[rid][0]})")
+        if empty is not None and any(isinstance(record.get(k), str) and not record[k].strip()
+                                     for k in ("question", "translated_question")):
+            empty.append(rid)
+            continue
         out[rid] = (line, text_field(record, "question", where), text_field(record, "translated_question", where))
     return out
 
@@ -159,3 +164,36 @@ def load_afriqa_pivot(files: Mapping[str, Mapping[str, Path | str]], name: str,
                       languages: Sequence[str] | str | None = None) -> RetrievalTask:
     """``afriqa-pivot``: the human pivot translation of each question retrieves the same passage."""
     return _load(files, name, languages, 1)
+
+
+def load_afriqa_training(files: Mapping[str, Mapping[str, Path | str]], name: str,
+                         languages: Sequence[str] | str | None = None) -> ParallelQACorpus:
+    """``afriqa-train`` / ``afriqa-dev`` as a training corpus: one pair per question with a gold passage,
+    ``pair_id`` ``<x>:<split>:<id>``, entries ``x`` (the African-language question) and its pivot (the
+    human en/fr translation), both with the gold pivot-language passage as positive (so the ``x``
+    entry is cross-lingual: its positive is not in ``x``). ``languages`` selects question languages
+    (the registry resolves only their files); every pair keeps its pivot entry."""
+    if not files:
+        raise DatasetNotFoundError(f"{name}: no file given")
+    per_language: list[list[ParallelPair]] = []
+    for lang in sorted(files):
+        roles = files[lang]
+        missing = [r for r in (QUERIES, GOLD) if r not in roles]
+        if missing:
+            raise DatasetNotFoundError(f"{name}: no {' or '.join(missing)} file for {lang}")
+        pivot = pivot_of(roles[QUERIES])
+        split = _NAME.fullmatch(Path(roles[QUERIES]).name)["split"]  # type: ignore[index]
+        blank: list[str] = []  # training tolerates (and leaves out) a blank question, e.g. twi dev line 109
+        questions = read_questions(roles[QUERIES], blank)
+        passages, _ = read_passages(roles[GOLD], {**questions, **dict.fromkeys(blank)})
+        pairs = []
+        for rid, (_, question, translated) in questions.items():
+            if rid in passages:
+                entries = {lang: QAEntry(query=question, positive=passages[rid]),
+                           pivot: QAEntry(query=translated, positive=passages[rid])}
+                pairs.append(ParallelPair(pair_id=f"{lang}:{split}:{rid}", entries=entries))
+        per_language.append(pairs)
+    pairs = interleave(per_language)
+    if not pairs:
+        raise EmptySelectionError(f"{name}: no question of {', '.join(sorted(files))} has a gold passage")
+    return ParallelQACorpus(name=name, pairs=pairs)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from urllib.parse import quote
 
 from polyir.errors import DataFormatError
 
@@ -45,7 +46,7 @@ class Source:
 
     def url(self, source_path: str) -> str:
         """Public raw URL of a file of the pinned commit."""
-        return f"https://raw.githubusercontent.com/{self.repository}/{self.commit}/{source_path}"
+        return f"https://raw.githubusercontent.com/{self.repository}/{self.commit}/{quote(source_path)}"
 
     @property
     def label(self) -> str:
@@ -74,6 +75,8 @@ LAFAND = Source("lafand-mt", "masakhane-io/lafand-mt", "d441f8b063d63e95eafb72e8
 MASAKHANEWS = Source("masakhane-news", "masakhane-io/masakhane-news", "819be052e79e0a600e0ed4a7356594681cb5c4f3",
                      "AFL-3.0 (Hugging Face dataset card; the repository has no license file)")
 AFRIQA = Source("afriqa", "masakhane-io/afriqa", "5c29933753692c28773c34ac1f68482007f1d2bb", "CC BY 4.0")
+SQUAD2FI = Source("squad2-fi", "TurkuNLP/squad2-fi", "6034cec31c4261b3f5e4f92ddee871ff874d7473",
+                  "Apache-2.0 (repository); SQuAD 2.0 text: CC BY-SA 4.0")
 
 
 def parse_sources(text: str, where: str = TABLE) -> dict[str, SourceFile]:
