@@ -21,17 +21,13 @@ it is a lower bound (relevant candidates below the cut count as not retrieved).
 
 from __future__ import annotations
 
-import gzip
-import io
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import torch
 
-from polyir.atomic import atomic_open
+from polyir.data.formats import text_output
 from polyir.data.types import RetrievalTask
 from polyir.errors import PolyirError
 
@@ -40,17 +36,7 @@ RunLike = Mapping[str, Sequence[Hit]] | Iterable[tuple[str, Sequence[Hit]]]
 DEFAULT_MEMORY_BUDGET = 1 << 28  # bytes of scores held at once while building a run
 
 
-@contextmanager
-def open_trec(path: Path | str) -> Iterator[IO[str]]:
-    """A text handle onto ``path``, written atomically; gzip when the name ends in ``.gz``."""
-    path = Path(path)
-    if not path.name.endswith(".gz"):
-        with atomic_open(path, "w") as out:
-            yield out
-        return
-    with atomic_open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
-            io.TextIOWrapper(gz, encoding="utf-8", newline="\n") as out:
-        yield out
+open_trec = text_output  # a text handle onto a path, written atomically; gzip when the name ends in .gz
 
 
 def check_id(value: str, what: str) -> str:

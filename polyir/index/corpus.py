@@ -9,19 +9,25 @@ A corpus file has one passage per line (UTF-8; ``.jsonl`` or ``.jsonl.gz``)::
 ``language`` is a known code (``polyir.languages``); ``text`` is a non-empty string. Blank lines are
 skipped; unknown keys are errors (a typo would otherwise lose data). Every error names the file and
 the line.
+
+Other layouts are read with :class:`CorpusFields` (``polyir index --corpus-format/--id-field/...``):
+presets ``beir`` (``_id``, ``title``, ``text``, ``metadata``), ``pyserini`` (``id``, ``contents``) and
+``miracl`` (``docid``, ``title``, ``text``), or any field names; their other keys are kept in the
+passage's metadata, and a corpus without a language field takes a fixed ``--language``. A folder is
+read as every ``*.jsonl`` / ``*.jsonl.gz`` in it, by name (as MIRACL ships its corpus).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from polyir.data.jsonl import _lines, parse_json_record
-from polyir.errors import DataFormatError, EmptySelectionError
-from polyir.languages import LANGUAGE_NAMES, parse_languages, select_languages
+from polyir.errors import DataFormatError, EmptySelectionError, PolyirError
+from polyir.languages import canonical_code, is_language_code, parse_languages, select_languages
 
 
 def unicode_problem(value: str) -> str | None:
@@ -33,15 +39,16 @@ def unicode_problem(value: str) -> str | None:
     return None
 
 
-def _check_unicode(where: str, record: dict[str, Any]) -> None:
+def _check_unicode(where: str, record: dict[str, Any], keys: Sequence[str] = ("id", "text", "title"),
+                   metadata: str | None = "metadata") -> None:
     """Refuse strings the tokenizer and the passages file cannot take, naming the field."""
-    for key in ("id", "text", "title"):
+    for key in keys:
         value = record.get(key)
         if isinstance(value, str) and (problem := unicode_problem(value)):
             raise DataFormatError(f"{where}: \"{key}\" holds {problem}")
-    metadata = record.get("metadata")
-    if metadata is not None and unicode_problem(json.dumps(metadata, ensure_ascii=False)):
-        raise DataFormatError(f"{where}: \"metadata\" holds a lone surrogate (not valid Unicode text)")
+    meta = record.get(metadata) if metadata else None
+    if meta is not None and unicode_problem(json.dumps(meta, ensure_ascii=False)):
+        raise DataFormatError(f"{where}: \"{metadata}\" holds a lone surrogate (not valid Unicode text)")
 
 
 @dataclass(frozen=True)
@@ -63,59 +70,146 @@ class Passage:
         return out
 
 
-def _parse_line(path: Path, lineno: int, line: str) -> Passage:
+@dataclass(frozen=True)
+class CorpusFields:
+    """Which JSON key holds each passage field. ``strict``: other keys are errors (polyir's own format,
+    where a typo would lose data); otherwise they are kept in the passage's metadata (foreign formats
+    carry keys such as ``url``). ``language`` None: every passage gets the fixed language given."""
+
+    id: str = "id"
+    text: str = "text"
+    title: str | None = "title"
+    language: str | None = "language"
+    metadata: str | None = "metadata"
+    strict: bool = True
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(k for k in (self.id, self.language, self.text, self.title, self.metadata) if k)
+
+
+#: Field layouts of common corpus files (``polyir index --corpus-format``). None of BEIR's, pyserini's
+#: or MIRACL's corpora carries a language: give ``--language CODE`` (or ``--language-field``).
+PRESETS: dict[str, CorpusFields] = {
+    "polyir": CorpusFields(),
+    "beir": CorpusFields(id="_id", text="text", title="title", strict=False),
+    "pyserini": CorpusFields(id="id", text="contents", title=None, metadata=None, strict=False),
+    "miracl": CorpusFields(id="docid", text="text", title="title", metadata=None, strict=False),
+}
+
+
+def corpus_fields(preset: str = "polyir", *, id_field: str | None = None, text_field: str | None = None,
+                  title_field: str | None = None, language_field: str | None = None) -> CorpusFields:
+    """A preset's fields with any field name replaced; an explicit name makes the reader lenient
+    (other keys kept as metadata), since the file is not polyir's own format."""
+    if preset not in PRESETS:
+        raise PolyirError(f"unknown corpus format {preset!r}; use one of {', '.join(PRESETS)}")
+    base = PRESETS[preset]
+    given = {"id": id_field, "text": text_field, "title": title_field, "language": language_field}
+    changes = {k: v for k, v in given.items() if v is not None}
+    if not changes:
+        return base
+    return replace(base, **changes, strict=False)
+
+
+def _parse_line(path: Path, lineno: int, line: str, fields: CorpusFields = CorpusFields(),
+                language: str | None = None) -> Passage:
     where = f"{path}: line {lineno}"
-    record = parse_json_record(line, where, ("id", "language", "text", "title", "metadata"))
-    _check_unicode(where, record)
-    pid = record.get("id")
+    f = fields
+    if f.strict:
+        record = parse_json_record(line, where, f.keys)
+    else:
+        record = _json_object(line, where)
+    _check_unicode(where, record, tuple(k for k in (f.id, f.text, f.title) if k), f.metadata)
+    pid = record.get(f.id)
     if isinstance(pid, int) and not isinstance(pid, bool):
         pid = str(pid)
     if not isinstance(pid, str) or not pid.strip():
-        raise DataFormatError(f"{where}: missing or empty \"id\" (a non-empty string)")
-    text = record.get("text")
+        raise DataFormatError(f"{where}: missing or empty \"{f.id}\" (a non-empty string)")
+    text = record.get(f.text)
     if not isinstance(text, str) or not text.strip():
-        raise DataFormatError(f"{where}: passage {pid!r}: missing or empty \"text\" (a non-empty string)")
-    lang = record.get("language")
-    if not isinstance(lang, str) or not lang.strip():
-        raise DataFormatError(f"{where}: passage {pid!r}: missing \"language\" (a code such as en, de, zh)")
-    lang = lang.strip().lower()
-    if lang not in LANGUAGE_NAMES:
-        raise DataFormatError(
-            f"{where}: passage {pid!r}: unknown language code {record['language']!r}; use ISO 639-1 codes such as en, de, zh"
-        )
-    title = record.get("title", "")
+        raise DataFormatError(f"{where}: passage {pid!r}: missing or empty \"{f.text}\" (a non-empty string)")
+    lang = language
+    if lang is None:
+        raw = record.get(f.language) if f.language else None
+        if not isinstance(raw, str) or not raw.strip():
+            hint = "" if f.strict else "; or give the corpus' language with --language CODE"
+            raise DataFormatError(
+                f"{where}: passage {pid!r}: missing \"{f.language}\" (a code such as en, de, zh){hint}")
+        if not is_language_code(raw):
+            raise DataFormatError(
+                f"{where}: passage {pid!r}: unknown language code {raw!r}; use ISO 639-1 codes such as en, de, zh"
+            )
+        lang = canonical_code(raw)
+    title = record.get(f.title, "") if f.title else ""
     if title is None:
         title = ""
     if not isinstance(title, str):
-        raise DataFormatError(f"{where}: passage {pid!r}: \"title\" must be a string")
-    metadata = record.get("metadata", {})
+        raise DataFormatError(f"{where}: passage {pid!r}: \"{f.title}\" must be a string")
+    metadata = record.get(f.metadata, {}) if f.metadata else {}
     if metadata is None:
         metadata = {}
     if not isinstance(metadata, dict):
-        raise DataFormatError(f"{where}: passage {pid!r}: \"metadata\" must be a JSON object")
+        raise DataFormatError(f"{where}: passage {pid!r}: \"{f.metadata}\" must be a JSON object")
+    if not f.strict:
+        used = {k for k in (f.id, f.text, f.title, f.metadata, f.language if language is None else None) if k}
+        metadata = {**{k: v for k, v in record.items() if k not in used}, **metadata}
     return Passage(id=pid, language=lang, text=text, title=title, metadata=metadata)
 
 
-def read_corpus_jsonl(path: Path | str, languages: Sequence[str] | str | None = None) -> list[Passage]:
-    """Read and validate a corpus file; ``languages`` keeps only those codes (all must be present)."""
+def _json_object(line: str, where: str) -> dict[str, Any]:
+    """One JSONL line as a JSON object (any keys)."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(record, dict):
+        raise DataFormatError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+def corpus_files(path: Path) -> list[Path]:
+    """``path`` itself, or every ``*.jsonl`` / ``*.jsonl.gz`` in a folder (by name: MIRACL's shards)."""
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith((".jsonl", ".jsonl.gz")))
+        if not found:
+            raise DataFormatError(f"{path}: no .jsonl or .jsonl.gz file in this folder")
+        return found
+    raise DataFormatError(f"{path}: corpus file not found")
+
+
+def read_corpus(path: Path | str, languages: Sequence[str] | str | None = None, *,
+                fields: CorpusFields = CorpusFields(), language: str | None = None) -> list[Passage]:
+    """Read and validate a corpus file (or a folder of them) with the given field names; ``language``
+    is every passage's language (for corpora without a language field); ``languages`` keeps only
+    those codes (all must be present)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(f"{path}: corpus file not found")
+    fixed = canonical_code(language) if language is not None else None
+    if fixed is None and fields.language is None:
+        raise PolyirError(f"{path}: the corpus has no language field; give its language (--language CODE)")
     passages: list[Passage] = []
-    first_line: dict[str, int] = {}
-    for lineno, line in _lines(path):
-        if not line.strip():
-            continue
-        passage = _parse_line(path, lineno, line)
-        if passage.id in first_line:
-            raise DataFormatError(
-                f"{path}: line {lineno}: duplicate id {passage.id!r} (first seen on line {first_line[passage.id]})"
-            )
-        first_line[passage.id] = lineno
-        passages.append(passage)
+    first_seen: dict[str, str] = {}
+    for file in corpus_files(path):
+        for lineno, line in _lines(file):
+            if not line.strip():
+                continue
+            passage = _parse_line(file, lineno, line, fields, fixed)
+            if passage.id in first_seen:
+                raise DataFormatError(
+                    f"{file}: line {lineno}: duplicate id {passage.id!r} (first seen on {first_seen[passage.id]})"
+                )
+            first_seen[passage.id] = f"line {lineno}" if file == path else f"{file.name} line {lineno}"
+            passages.append(passage)
     if not passages:
         raise DataFormatError(f"{path}: the corpus file is empty (no passage lines)")
     return _select(passages, languages, source=str(path))
+
+
+def read_corpus_jsonl(path: Path | str, languages: Sequence[str] | str | None = None) -> list[Passage]:
+    """Read and validate a corpus file in polyir's own format (module doc)."""
+    return read_corpus(path, languages)
 
 
 def corpus_from_dataset(
