@@ -40,6 +40,7 @@ from polyir.data import masakhanews as _masakhanews
 from polyir.data import miracl as _miracl
 from polyir.data import ntrex as _ntrex
 from polyir.data import sources as _sources
+from polyir.data import squad2fi as _squad2fi
 from polyir.data.lareqa import load_lareqa_corpus, load_lareqa_task
 from polyir.data.types import ParallelQACorpus, RetrievalTask
 from polyir.errors import DataFormatError, DatasetNotFoundError, EmptySelectionError
@@ -614,7 +615,7 @@ register_kind("afriqa-pivot", KindLoader(task=_afriqa.load_afriqa_pivot, file_se
 _AFRIQA_FILES = tuple(sorted(
     (_from_table(_sources.AFRIQA, p, canonical_code(p.split("/")[3]),
                  _afriqa.QUERIES if p.split("/")[2] == "queries" else _afriqa.GOLD)
-     for p in _sources.source_files(_sources.AFRIQA)),
+     for p in _sources.source_files(_sources.AFRIQA) if p.endswith(".test.json")),
     key=lambda f: (f.language or "", f.role),
 ))
 for _name, _what in (
@@ -632,4 +633,52 @@ for _name, _what in (
         source=_sources.AFRIQA.label,
         homepage=_sources.AFRIQA.homepage,
         pivot_languages=("en", "fr"),
+    ))
+
+
+# AfriQA train / dev as training corpora (question in x and its human pivot translation -> gold passage).
+register_kind("afriqa-training", KindLoader(corpus=_afriqa.load_afriqa_training, file_sets=True))
+for _split in ("train", "dev"):
+    _files = tuple(sorted(
+        (_from_table(_sources.AFRIQA, p, canonical_code(p.split("/")[3]),
+                     _afriqa.QUERIES if p.split("/")[2] == "queries" else _afriqa.GOLD)
+         for p in _sources.source_files(_sources.AFRIQA) if p.endswith(f".{_split}.json")),
+        key=lambda f: (f.language or "", f.role),
+    ))
+    register(DatasetSpec(
+        name=f"afriqa-{_split}",
+        description=f"AfriQA {_split} as training pairs: a question in an African language and its human"
+                    " en/fr translation, both with the gold en/fr passage (questions with a gold passage only)",
+        kind="afriqa-training",
+        languages=tuple(sorted({f.language for f in _files if f.language})),
+        files=_files,
+        license=_sources.AFRIQA.license,
+        source=_sources.AFRIQA.label,
+        homepage=_sources.AFRIQA.homepage,
+        pivot_languages=("en", "fr"),
+    ))
+
+# squad2-fi (SQuAD 2.0 train in Finnish + English back-translation, raw HTML), see polyir/data/squad2fi.py.
+# Only the files holding training documents (< 442) are listed; the reader stops at document 442.
+_SQUAD2FI_FILES = tuple(
+    _from_table(_sources.SQUAD2FI, path(n), lang, f"{n:03d}")
+    for lang, path in (("fi", _squad2fi.fi_path), ("en", _squad2fi.en_path))
+    for n in range(_squad2fi.TRAIN_FILES)
+)
+for _name, _kind, _loader_fn, _what in (
+    ("squad2-fi", "squad2-fi", _squad2fi.load_squad2fi_corpus, "SQuAD 2.0 train documents 0-441"),
+    ("squad2-fi-no-mlqa", "squad2-fi-no-mlqa", _squad2fi.load_squad2fi_no_mlqa_corpus,
+     "documents 0-441 without 293 and 297 (they share paragraphs with MLQA-R: use when MLQA-R is a test set)"),
+):
+    register_kind(_kind, KindLoader(corpus=_loader_fn, file_sets=True))
+    register(DatasetSpec(
+        name=_name,
+        description=f"TurkuNLP SQuAD 2.0 machine-translated to Finnish + its English back-translation, aligned"
+                    f" by position (training only; {_what}): question -> its paragraph",
+        kind=_kind,
+        languages=("en", "fi"),
+        files=_SQUAD2FI_FILES,
+        license=_sources.SQUAD2FI.license,
+        source=_sources.SQUAD2FI.label,
+        homepage=_sources.SQUAD2FI.homepage,
     ))
