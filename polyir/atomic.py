@@ -8,6 +8,7 @@ one line instead of a traceback.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -103,6 +104,21 @@ def atomic_open(path: Path | str, mode: str = "w", *, encoding: str = "utf-8") -
         raise OutputError(f"cannot write {path}: {_reason(exc)}") from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_text(path: Path | str) -> Iterator[IO[str]]:
+    """A UTF-8 text handle (``\n`` line ends) onto ``path``, written atomically as :func:`atomic_open`;
+    gzip-compressed when the name ends in ``.gz`` (no timestamp, so equal content gives equal bytes)."""
+    path = Path(path)
+    if not path.name.endswith(".gz"):
+        with atomic_open(path, "w") as out:
+            yield out
+        return
+    with atomic_open(path, "wb") as raw, \
+            gzip.GzipFile(filename=path.name, fileobj=raw, mode="wb", mtime=0) as gz, \
+            io.TextIOWrapper(gz, encoding="utf-8", newline="\n") as out:
+        yield out
 
 
 def write_text(path: Path | str, text: str) -> Path:

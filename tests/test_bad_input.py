@@ -203,7 +203,7 @@ CASES: list[Case] = [
     Case("data convert", "`--output` in a read-only folder", (*CONVERT, "-o", "ro/pairs.jsonl"),
          "--output ro/pairs.jsonl: cannot write in ro (permission denied)", (read_only("ro"),)),
     Case("data convert", "disk full while writing (old file kept)", (*CONVERT, "-o", "pairs.jsonl.gz"),
-         f"cannot write pairs.jsonl.gz: {ENOSPC}", (files({"pairs.jsonl.gz": "old"}), full_disk("polyir.data.jsonl", "pairs"))),
+         f"cannot write pairs.jsonl.gz: {ENOSPC}", (files({"pairs.jsonl.gz": "old"}), full_disk("polyir.atomic", "pairs"))),
     # train (defects 7 and 8)
     Case("train", "`--set optim.lr=.inf`", ("train", "--config", "t.yaml", "--set", "optim.lr=.inf"),
          "invalid training config: optim.lr: Input should be a finite number (from --set optim.lr=.inf)",

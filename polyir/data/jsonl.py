@@ -17,14 +17,12 @@ otherwise drop data silently). Blank lines are skipped. Every error names the fi
 from __future__ import annotations
 
 import gzip
-import io
 import json
-import os
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from polyir.atomic import atomic_text
 from polyir.data.types import ParallelPair, ParallelQACorpus, QAEntry
 from polyir.errors import DataFormatError, EmptySelectionError
 from polyir.languages import LANGUAGE_NAMES, parse_languages, select_languages
@@ -211,17 +209,8 @@ def write_parallel_jsonl(corpus: ParallelQACorpus, path: Path | str) -> Path:
     Languages are written in sorted order; empty ``negatives`` and a ``None`` context are left out.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as raw:  # plain open: the file gets the usual umask permissions
-            stream = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if _is_gz(path) else raw
-            with io.TextIOWrapper(stream, encoding="utf-8", newline="\n") as out:
-                for pair in corpus.pairs:
-                    out.write(json.dumps(_record(pair), ensure_ascii=False))
-                    out.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_text(path) as out:
+        for pair in corpus.pairs:
+            out.write(json.dumps(_record(pair), ensure_ascii=False))
+            out.write("\n")
     return path

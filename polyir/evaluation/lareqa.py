@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from polyir.evaluation.values import nanmean, to_json_floats
 from polyir.evaluation.ranking import (
     DEFAULT_MEMORY_BUDGET,
     EvaluationInputError,
@@ -72,12 +73,12 @@ class LareqaPerQuery:
             "query_id": [_py(v) for v in self.query_id.tolist()],
             "query_lang": self.query_lang.tolist(),
             "n_relevant": self.n_relevant.tolist(),
-            "ap_mul": _floats(self.ap_mul),
-            "ap_mo": _floats(self.ap_mo),
+            "ap_mul": to_json_floats(self.ap_mul),
+            "ap_mo": to_json_floats(self.ap_mo),
             "ap_by_language": {
-                y: _floats(self.ap_by_language[:, j]) for j, y in enumerate(self.candidate_languages)
+                y: to_json_floats(self.ap_by_language[:, j]) for j, y in enumerate(self.candidate_languages)
             },
-            "rank_distance": _floats(self.rank_distance),
+            "rank_distance": to_json_floats(self.rank_distance),
             "best_rank": self.best_rank.tolist(),
         }
 
@@ -142,16 +143,6 @@ def _py(v: Any) -> Any:
     if isinstance(v, float) and math.isnan(v):
         return None
     return v
-
-
-def _floats(a: np.ndarray) -> list[float | None]:
-    return [None if math.isnan(v) else float(v) for v in a.tolist()]
-
-
-def _nanmean(a: np.ndarray) -> float:
-    a = np.asarray(a, dtype=np.float64)
-    a = a[~np.isnan(a)]
-    return float(a.mean()) if a.size else float("nan")
 
 
 def lareqa_metrics(
@@ -242,7 +233,7 @@ def lareqa_from_ranks(
     mat = np.full((len(q_langs), len(c_langs)), np.nan)
     for i, x in enumerate(q_langs):
         for j in range(len(c_langs)):
-            mat[i, j] = _nanmean(ap_by[masks[x], j])
+            mat[i, j] = nanmean(ap_by[masks[x], j])
     matrix = {
         x: {y: float(mat[i, j]) for j, y in enumerate(c_langs) if not np.isnan(mat[i, j])}
         for i, x in enumerate(q_langs)
@@ -269,8 +260,8 @@ def lareqa_from_ranks(
             "n_queries": int(m.sum()),
             "mo": mo[x],
             "cr": float(np.mean(cr_by_x[x])) if cr_by_x[x] else float("nan"),
-            "mul": _nanmean(ap_mul[m]),
-            "rank_distance": _nanmean(rank_dist[m]),
+            "mul": nanmean(ap_mul[m]),
+            "rank_distance": nanmean(rank_dist[m]),
         }
         for k in hit_ks:
             d[f"mul_hit@{k}"] = float((best[m] <= k).mean())
@@ -290,11 +281,11 @@ def lareqa_from_ranks(
     )
     tied_per_pair = ranks.ties.sum(axis=1)
     return LareqaResult(
-        mo_map=_nanmean(np.array([mo[x] for x in q_langs])),
+        mo_map=nanmean(np.array([mo[x] for x in q_langs])),
         cr_map=float(np.mean(cr_vals)) if cr_vals else float("nan"),
-        mul_map=_nanmean(np.array([per_language[x]["mul"] for x in q_langs])),
-        rank_distance=_nanmean(np.array([per_language[x]["rank_distance"] for x in q_langs])),
-        mul_hit={k: _nanmean(np.array([per_language[x][f"mul_hit@{k}"] for x in q_langs])) for k in hit_ks},
+        mul_map=nanmean(np.array([per_language[x]["mul"] for x in q_langs])),
+        rank_distance=nanmean(np.array([per_language[x]["rank_distance"] for x in q_langs])),
+        mul_hit={k: nanmean(np.array([per_language[x][f"mul_hit@{k}"] for x in q_langs])) for k in hit_ks},
         query_languages=q_langs,
         candidate_languages=c_langs,
         matrix=matrix,

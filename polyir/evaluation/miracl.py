@@ -42,10 +42,10 @@ from polyir.data.miracl import (
 from polyir.errors import DataFormatError, EmptySelectionError, PolyirError
 from polyir.models.cache import EmbeddingCache
 from polyir.evaluation.run import EvalOptions
+from polyir.evaluation.values import RESULT_FORMAT
 from polyir.models.encoder import Encoder
 from polyir.runinfo import Timer, versions
 
-RESULT_FORMAT = "polyir.evaluation/1"
 METRICS = ("ndcg@10", "recall@100")
 DATASET = "miracl"
 CHUNK_SIZE = 4096  # passages encoded and scored at once

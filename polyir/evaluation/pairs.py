@@ -21,13 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from polyir.evaluation.values import from_json_floats
+
 DEFAULT_K = 5
 DEFAULT_MARGIN = 0.05
-
-
-def _nanmean(a: np.ndarray) -> float:
-    a = a[~np.isnan(a)]
-    return float(a.mean()) if a.size else float("nan")
 
 
 def pair_table(
@@ -125,10 +122,6 @@ def pairs_of_lareqa(result: Any) -> dict[str, Any]:
     return pairs_section(pq.query_lang.tolist(), pq.ap_by_language, pq.candidate_languages, hit1)
 
 
-def _floats(values: Sequence[Any]) -> np.ndarray:
-    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-
-
 def pairs_of_result(result: dict[str, Any], *, k: int = DEFAULT_K, margin: float = DEFAULT_MARGIN) -> dict[str, Any] | None:
     """The ``pairs`` section of a result JSON: as written, else rebuilt from its per-query values.
 
@@ -145,7 +138,7 @@ def pairs_of_result(result: dict[str, Any], *, k: int = DEFAULT_K, margin: float
     pq = result.get("per_query")
     if isinstance(pq, dict) and isinstance(pq.get("ap_by_language"), dict) and "query_lang" in pq:
         langs = list(pq["ap_by_language"])
-        ap = np.stack([_floats(pq["ap_by_language"][y]) for y in langs], axis=1)
+        ap = np.stack([from_json_floats(pq["ap_by_language"][y]) for y in langs], axis=1)
         hit1 = None
         if "n_relevant" in pq:
             n_rel = np.asarray(pq["n_relevant"], dtype=np.float64)
@@ -180,7 +173,7 @@ def pair_tests(
     q_lang = np.asarray(pa["query_lang"], dtype=object)
     out = []
     for y in sorted(set(pa["ap_by_language"]) & set(pb["ap_by_language"])):
-        a_all, b_all = _floats(pa["ap_by_language"][y]), _floats(pb["ap_by_language"][y])
+        a_all, b_all = from_json_floats(pa["ap_by_language"][y]), from_json_floats(pb["ap_by_language"][y])
         for x in sorted(set(q_lang.tolist())):
             keep = (q_lang == x) & ~np.isnan(a_all) & ~np.isnan(b_all)
             if not keep.any():

@@ -16,12 +16,10 @@ from polyir.data.types import RetrievalTask
 from polyir.debias.model import apply_matrix, split_projection
 from polyir.evaluation.lareqa import lareqa_metrics
 from polyir.evaluation.pairs import pairs_of_lareqa
+from polyir.evaluation.values import RESULT_FORMAT
 from polyir.models.cache import EmbeddingCache
 from polyir.models.encoder import Encoder, Precision
 from polyir.runinfo import Timer, versions
-
-RESULT_FORMAT = "polyir.evaluation/1"
-
 
 @dataclass(frozen=True)
 class EvalOptions:
