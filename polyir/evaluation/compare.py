@@ -129,6 +129,17 @@ def _dataset_name(result: dict[str, Any]) -> str:
     return re.sub(r"\[[^\[\]]*\]$", "", name)
 
 
+# Tasks that hold another task's queries (same ids, pool and relevance) with other query texts: their results
+# pair query by query with that task's (afriqa-pivot: AfriQA's questions in their human en/fr translation).
+QUERY_VARIANT_OF = {"afriqa-pivot": "afriqa"}
+
+
+def query_variants(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether one result's task is a query variant of the other's (see ``QUERY_VARIANT_OF``)."""
+    na, nb = _dataset_name(a), _dataset_name(b)
+    return na != nb and QUERY_VARIANT_OF.get(na, na) == QUERY_VARIANT_OF.get(nb, nb)
+
+
 def check_same_dataset(a: dict[str, Any], b: dict[str, Any]) -> None:
     """Refuse two results of different datasets, even when their query ids coincide (two parallel
     folders with the same languages and line count). The content fingerprints decide when both files
@@ -155,7 +166,8 @@ def compare_results(
     if resamples < 1:
         raise PolyirError(f"resamples must be at least 1, got {resamples}")
     same_name = _dataset_name(a) == _dataset_name(b)
-    if not same_name:
+    variants = query_variants(a, b)  # same queries and pool, other query texts: paired by query id
+    if not same_name and not variants:
         check_same_dataset(a, b)
     order = _aligned_order(a, b)  # one dataset, other languages or --max-pairs: "different queries"
     if same_name:
@@ -204,6 +216,8 @@ def compare_results(
             "seed": seed,
         },
         "rows": rows,
+        **({"note": f"{_dataset_name(b)} vs {_dataset_name(a)}: the same queries and pool with other query "
+                    "texts, paired by query id"} if variants else {}),
     }
 
 
