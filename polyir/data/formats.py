@@ -362,7 +362,8 @@ def read_pairs(text: str | PairSource, languages: Sequence[str] | str | None = N
 def source_name(source: PairSource) -> str:
     """A corpus name for a source: the file or dataset name (and config)."""
     if source.scheme == "pairs":
-        return corpus_name(source.target)
+        name = Path(source.target).name
+        return next((name[: -len(x)] for x in PAIR_SUFFIXES if name.lower().endswith(x)), corpus_name(name))
     from polyir.data.hub import parse_hub_ref
 
     ref = parse_hub_ref(source.target)
