@@ -1,0 +1,292 @@
+"""An exported model (ONNX Runtime or OpenVINO) behind polyir's Encoder interface.
+
+``polyir export`` writes a folder holding the graph (tokens -> pooled, normalised sentence
+embedding: the whole sentence-transformers pipeline, a de-biasing projection included), the
+tokenizer, and ``polyir_export.json`` (backend, quantization, graph inputs, the encoder settings,
+the source model, a sha256 of the graph file). This module loads such a folder as an
+:class:`ExportedEncoder`: prefixes, max lengths, truncation and the longest-first batching are
+those of :meth:`Encoder.encode`, so every command that takes a model runs an exported folder.
+
+Pooling and normalisation are part of the graph; asking for other values is refused. The
+precision is fixed at export (fp32 or int8), so ``precision`` must be left at ``fp32``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from polyir.errors import PolyirError
+from polyir.models.encoder import Encoder, EncoderSettings, Kind, Precision
+
+EXPORT_FILE = "polyir_export.json"
+EXPORT_FORMAT = "polyir.export/1"
+BACKENDS = ("onnx", "openvino")
+
+
+class Runtime(Protocol):
+    """Runs the exported graph: token arrays in, [batch, dim] float32 embeddings out."""
+
+    input_names: list[str]
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray: ...
+
+
+def default_threads() -> int:
+    """Threads for the runtime: torch's setting, so ``polyir --threads N`` and OMP_NUM_THREADS apply."""
+    import torch
+
+    return max(1, int(torch.get_num_threads()))
+
+
+class OnnxRuntimeSession:
+    """An ONNX Runtime CPU session over ``model.onnx`` (all graph optimisations on)."""
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # pragma: no cover - a dependency of polyir
+            raise PolyirError("running an ONNX export needs onnxruntime: pip install onnxruntime") from exc
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or default_threads()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise PolyirError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0]}); export it again") from None
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_name = self.session.get_outputs()[0].name
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run([self.output_name], feeds)[0]
+
+
+class OpenVinoSession:
+    """An OpenVINO CPU compiled model over ``model.xml`` (+ ``model.bin``)."""
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise PolyirError(
+                f"{path.parent} is an OpenVINO export; running it needs openvino: pip install openvino"
+            ) from exc
+        core = ov.Core()
+        try:
+            model = core.read_model(str(path))
+            config = {"INFERENCE_NUM_THREADS": threads or default_threads(), "INFERENCE_PRECISION_HINT": "f32"}
+            self.compiled = core.compile_model(model, "CPU", config)
+        except RuntimeError as exc:
+            raise PolyirError(f"{path}: OpenVINO cannot load it ({str(exc).splitlines()[0]}); export it again") from None
+        self.input_names = [p.get_any_name() for p in self.compiled.inputs]
+        self.output = self.compiled.outputs[0]
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        request = self.compiled.create_infer_request()
+        return np.asarray(request.infer(feeds)[self.output])
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 4 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The folder's ``polyir_export.json``, checked for the keys a load needs."""
+    path = folder / EXPORT_FILE
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PolyirError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except json.JSONDecodeError as exc:
+        raise PolyirError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); export the model again") from None
+    if not isinstance(info, dict) or info.get("format") != EXPORT_FORMAT:
+        raise PolyirError(f"{path}: not a polyir export manifest (format {EXPORT_FORMAT!r} expected); export the model again")
+    for key in ("backend", "model_file", "inputs", "dim", "settings", "sha256"):
+        if key not in info:
+            raise PolyirError(f"{path}: key {key!r} is missing; export the model again")
+    if info["backend"] not in BACKENDS:
+        raise PolyirError(f"{path}: unknown backend {info['backend']!r} (known: {', '.join(BACKENDS)})")
+    return info
+
+
+class ExportedEncoder(Encoder):
+    """Encode with an exported graph; the same texts give the same vectors as the source Encoder
+    (within 1e-4 for fp32 exports; int8 exports trade a little accuracy for speed)."""
+
+    def __init__(self, runtime: Runtime, tokenizer: Any, settings: EncoderSettings, *, spec: str,
+                 info: dict[str, Any], folder: Path) -> None:
+        import torch
+
+        self.st = ()  # no torch modules (nothing for training, merging or de-biasing to split)
+        self.settings = settings
+        self.spec = spec
+        self.device = torch.device("cpu")
+        self.centering = None
+        self.runtime = runtime
+        self.info = info
+        self.folder = folder
+        self._tokenizer = tokenizer
+        self._digest: dict[str, str] = {}  # shared by copies from with_settings
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def dim(self) -> int:
+        return int(self.info["dim"])
+
+    @property
+    def backend(self) -> str:
+        return str(self.info["backend"])
+
+    @property
+    def quantize(self) -> str | None:
+        return self.info.get("quantize")
+
+    @property
+    def tokenizer(self):
+        return self._tokenizer
+
+    @property
+    def transformer(self):
+        raise PolyirError(f"{self.spec} is an exported ({self.backend}) model: train, merge or de-bias its source model")
+
+    def with_settings(self, **changes) -> ExportedEncoder:
+        """The same graph with other prefixes or max lengths (pooling and normalisation are in the graph)."""
+        for key in ("pooling", "normalize"):
+            if key in changes and changes[key] != getattr(self.settings, key):
+                raise PolyirError(
+                    f"{self.spec}: {key} is part of the exported graph ({getattr(self.settings, key)!r}); "
+                    f"export the source model again to change it"
+                )
+        enc = ExportedEncoder.__new__(ExportedEncoder)
+        enc.__dict__.update(self.__dict__)
+        enc.settings = replace(self.settings, **changes)
+        return enc
+
+    # ------------------------------------------------------------------ encoding
+    def tokenize(self, texts: Sequence[str], kind: Kind) -> dict[str, np.ndarray]:  # type: ignore[override]
+        """Prefix, truncate and pad texts as :meth:`Encoder.tokenize` does; int64 arrays for the graph."""
+        batch = self._tokenizer(
+            [self.settings.prefix(kind) + t for t in texts],
+            padding=True,
+            truncation=True,
+            max_length=self.settings.max_length(kind),
+            return_tensors="np",
+        )
+        feeds = {}
+        for name in self.runtime.input_names:
+            if name in batch:
+                feeds[name] = np.asarray(batch[name], dtype=np.int64)
+            elif name == "token_type_ids":
+                feeds[name] = np.zeros_like(np.asarray(batch["input_ids"], dtype=np.int64))
+            else:
+                raise PolyirError(f"{self.folder}: the graph needs input {name!r}, which the tokenizer does not give")
+        return feeds
+
+    def embed(self, texts: Sequence[str], kind: Kind):  # type: ignore[override]
+        raise PolyirError(f"{self.spec} is an exported model: it encodes but does not train")
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        kind: Kind,
+        *,
+        batch_size: int = 64,
+        precision: Precision = "fp32",
+        show_progress: bool = True,
+        desc: str | None = None,
+        languages: Sequence[str] | None = None,
+    ) -> np.ndarray:
+        """Encode texts to float32 vectors, longest first (as :meth:`Encoder.encode`)."""
+        if precision != "fp32":
+            done = f"int8 ({self.quantize})" if self.quantize else "fp32"
+            raise PolyirError(
+                f"{self.spec} is an exported model whose precision was fixed at export ({done}); "
+                f"leave --precision at fp32 (got {precision!r}) or export with --quantize int8"
+            )
+        texts = list(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        prefix = self.settings.prefix(kind)
+        lengths = self._tokenizer(
+            [prefix + t for t in texts], truncation=True, max_length=self.settings.max_length(kind), return_length=True
+        )["length"]
+        order = np.argsort(-np.asarray(lengths), kind="stable")
+        bar = tqdm(total=len(texts), desc=desc or ("encode queries" if kind == "query" else "encode passages"),
+                   unit="text", disable=not show_progress)
+        try:
+            for start in range(0, len(texts), batch_size):
+                idx = order[start : start + batch_size]
+                out[idx] = self.runtime(self.tokenize([texts[i] for i in idx], kind))
+                bar.update(len(idx))
+        finally:
+            bar.close()
+        return out
+
+    # ------------------------------------------------------------------ identity
+    def save(self, path: str | Path) -> Path:
+        raise PolyirError(f"{self.spec} is an exported model; `polyir export` writes exported folders")
+
+    def model_digest(self) -> str:
+        """sha256 of the graph file, checked once against the one recorded at export."""
+        if "sha256" not in self._digest:
+            path = self.folder / self.info["model_file"]
+            digest = file_sha256(path)
+            if digest != self.info["sha256"]:
+                raise PolyirError(
+                    f"{path}: its sha256 differs from the one recorded in {EXPORT_FILE} (the file was changed "
+                    "or damaged); export the model again"
+                )
+            self._digest["sha256"] = digest
+        return self._digest["sha256"]
+
+    def fingerprint(self) -> str:
+        """A hash of the graph file and the settings: an export is a model of its own (int8 vectors differ
+        from fp32 ones), so indexes and caches made with it are not mixed with its source's."""
+        h = hashlib.sha256(json.dumps(asdict(self.settings), sort_keys=True).encode())
+        h.update(f"exported:{self.backend}:{self.quantize}:{self.model_digest()}".encode())
+        return h.hexdigest()[:16]
+
+
+def load_exported(folder: str | Path, *, spec: str = "", device: str = "auto", threads: int | None = None,
+                  **overrides: Any) -> ExportedEncoder:
+    """Load an exported folder; ``overrides`` change prefixes or max lengths (as for any model)."""
+    from transformers import AutoTokenizer
+
+    folder = Path(folder)
+    if device not in ("auto", "cpu"):
+        raise PolyirError(f"{folder} is an exported model and runs on the CPU; use --device cpu (got {device!r})")
+    info = read_manifest(folder)
+    model_path = folder / info["model_file"]
+    if not model_path.is_file():
+        raise PolyirError(f"{model_path}: missing; the exported folder is incomplete (export the model again)")
+    try:
+        settings = EncoderSettings(**info["settings"])
+    except TypeError as exc:
+        raise PolyirError(f"{folder / EXPORT_FILE}: bad settings ({exc}); export the model again") from None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    except (OSError, ValueError) as exc:
+        raise PolyirError(f"{folder}: cannot load the tokenizer ({str(exc).splitlines()[0]}); export the model again") from None
+    runtime: Runtime
+    if info["backend"] == "onnx":
+        runtime = OnnxRuntimeSession(model_path, threads)
+    else:
+        runtime = OpenVinoSession(model_path, threads)
+    enc = ExportedEncoder(runtime, tokenizer, settings, spec=spec or str(folder), info=info, folder=folder)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return enc.with_settings(**overrides) if overrides else enc
