@@ -133,7 +133,7 @@ def parse_json_record(text: str, where: str, allowed: Iterable[str]) -> dict[str
 
 
 def _parse_line(text: str, where: str) -> ParallelPair:
-    record = parse_json_record(text, where, ("pair_id", "languages"))
+    record = parse_json_record(text, where, ("pair_id", "languages", "provenance"))  # provenance: polyir translate
     if "pair_id" not in record:
         raise DataFormatError(f"{where}: missing 'pair_id'")
     pid = record["pair_id"]

@@ -22,16 +22,21 @@ apart from answerable ones: both are kept (their paragraph is still the passage 
 
 from __future__ import annotations
 
+import gzip
+import json
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import lxml.etree
 import lxml.html
 
+from polyir.atomic import write_bytes
+from polyir.data.sources import sha256_of
 from polyir.data.types import ParallelPair, ParallelQACorpus, QAEntry
 from polyir.errors import DataFormatError, DatasetNotFoundError, EmptySelectionError
+from polyir.paths import cache_dir
 
 FOLDER = "squad2-fi"
 FI_DIR = f"{FOLDER}/squad2-fi-raw/html"
@@ -40,6 +45,7 @@ FIRST_DEV_DOCUMENT = 442  # documents from here on are SQuAD 2.0 dev (XQuAD's so
 TRAIN_FILES = 26  # squad2_000 .. squad2_025 hold every training document (025 also holds dev 442-451)
 MLQA_OVERLAP = (293, 297)  # documents sharing paragraphs with MLQA-R
 ID_PREFIX = "squad2-fi:"
+CACHE_VERSION = 1  # bump when read_file's output changes
 
 _HEADING = re.compile(
     r"(?P<kind>Asiakirjan numero|Asiakirja numero|Document number|Tekstin numero|Teksti numero|Text number"
@@ -134,6 +140,27 @@ def read_file(path: Path | str, *, stop_at_document: int = FIRST_DEV_DOCUMENT) -
     return out
 
 
+def read_file_cached(path: Path | str) -> list[Record]:
+    """:func:`read_file` through a cache of parsed records (parsing all 52 files takes 15 s or more):
+    ``cache_dir()/parsed/squad2-fi/<sha256 of the file>-v<CACHE_VERSION>.json.gz``. A changed file has
+    another sha256, so it is parsed again; an unreadable cache entry is parsed again and rewritten."""
+    path = Path(path)
+    target = cache_dir() / "parsed" / FOLDER / f"{sha256_of(path)}-v{CACHE_VERSION}.json.gz"
+    try:
+        with gzip.open(target, "rt", encoding="utf-8") as fh:
+            return [Record(*row) for row in json.load(fh)]
+    except (OSError, ValueError, TypeError):
+        pass
+    records = read_file(path)
+    data = gzip.compress(json.dumps([astuple(r) for r in records], ensure_ascii=False).encode("utf-8"), mtime=0)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes(target, data)
+    except OSError:  # a read-only cache only costs the parse next time
+        pass
+    return records
+
+
 def check_aligned(fi: Sequence[Record], en: Sequence[Record], fi_file: Path | str, en_file: Path | str) -> None:
     """Raise ``DataFormatError`` at the first position whose (document, paragraph, question) differs."""
     for i, (a, b) in enumerate(zip(fi, en)):
@@ -176,7 +203,7 @@ def read_pairs(files: Mapping[str, Mapping[str, Path | str]], *,
         absent = [lang for lang, p in paths.items() if p is None]
         if absent:
             raise DatasetNotFoundError(f"{name}: file {number:03d} has no {' or '.join(absent)} copy")
-        records = {lang: read_file(Path(p)) for lang, p in paths.items()}  # type: ignore[arg-type]
+        records = {lang: read_file_cached(Path(p)) for lang, p in paths.items()}  # type: ignore[arg-type]
         if len(langs) == 2:
             check_aligned(records["fi"], records["en"], paths["fi"], paths["en"])  # type: ignore[arg-type]
         for i, rec in enumerate(records[langs[0]]):
