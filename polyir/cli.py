@@ -58,6 +58,8 @@ def _register_subapps() -> None:
              "Average a fine-tuned model with its base (WiSE-FT): keeps what the base knew.")
     _command("debias", "debias", "debias_command",
              "Remove the language subspace from a model's embeddings: training-free de-biasing.")
+    _command("export", "export", "export_command",
+             "Export a model to ONNX Runtime or OpenVINO (optionally int8) for fast encoding.")
     _command("translate", "translate", "translate_command",
              "Make a parallel QA corpus by machine translation (NLLB-200, M2M100, MarianMT, MADLAD-400).")
     _command("experiment", "experiment", "experiment_command",

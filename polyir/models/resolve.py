@@ -31,7 +31,7 @@ class ResolvedSpec:
     """Where a spec points: ``kind`` says how to load ``location``."""
 
     spec: str
-    kind: Literal["packaged", "sentence-transformers", "transformers", "hub"]
+    kind: Literal["packaged", "exported", "sentence-transformers", "transformers", "hub"]
     location: str
 
 
@@ -50,13 +50,15 @@ def resolve_spec(spec: str) -> ResolvedSpec:
     if path.exists():
         if not path.is_dir():
             raise PolyirError(f"model spec {spec!r} is a file; give the model's folder")
+        if (path / "polyir_export.json").is_file():  # written by `polyir export`
+            return ResolvedSpec(spec, "exported", str(path))
         if (path / "modules.json").is_file():
             return ResolvedSpec(spec, "sentence-transformers", str(path))
         if (path / "config.json").is_file():
             return ResolvedSpec(spec, "transformers", str(path))
         raise PolyirError(
-            f"folder {spec!r} holds no model: expected modules.json (sentence-transformers) "
-            "or config.json (transformers)"
+            f"folder {spec!r} holds no model: expected modules.json (sentence-transformers), "
+            "config.json (transformers) or polyir_export.json (polyir export)"
         )
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise PolyirError(f"model folder {spec!r} does not exist")
@@ -72,6 +74,10 @@ def load_encoder(spec: str, *, device: str = "auto", **overrides) -> Encoder:
     if resolved.kind == "packaged":
         settings = replace(E5_SETTINGS, **overrides)
         return Encoder.from_transformers(resolved.location, settings, spec=spec, device=device)
+    if resolved.kind == "exported":
+        from polyir.models.onnx_encoder import load_exported
+
+        return load_exported(resolved.location, spec=spec, device=device, **overrides)
     if resolved.kind == "transformers":
         settings = replace(EncoderSettings(), **overrides)
         return Encoder.from_transformers(resolved.location, settings, spec=spec, device=device)
