@@ -116,6 +116,9 @@ class HealthResponse(BaseModel):
     model: str
     fingerprint: str
     backend: str
+    batching: dict[str, float] = Field(
+        default_factory=dict,
+        description="Encoder calls, queries encoded, the largest and the mean batch since the server started.")
 
 
 def _readable(errors: list[dict[str, Any]]) -> str:
@@ -292,6 +295,8 @@ def create_app(
             "model": index.model_spec,
             "fingerprint": index.fingerprint,
             "backend": index.backend_name,
+            "batching": {**batcher.stats.to_dict(), "max_batch": batcher.max_batch,
+                         "max_wait_ms": batcher.max_wait * 1000},
         }
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
