@@ -29,8 +29,9 @@ import torch
 import polyir
 
 LANGS = ("en", "de", "fr")
-TIMEOUT_S = 300  # a hang guard only (the launch takes ~20-30 s), not a timed assertion
+TIMEOUT_S = 900  # a hang guard only (the launch takes ~20-30 s), not a timed assertion
 STEPS = 4
+CACHED = {"grad_cache": True, "grad_cache_chunk_size": 3, "grad_accumulation": 2}
 
 WORKER = textwrap.dedent(
     '''
@@ -180,6 +181,9 @@ def launch(tmp_path_factory):
                                             cross_device_negatives=False)},
         {"name": "straight", "config": _config(noisy, data, root / "straight", batch_size=4, max_steps=5,
                                                grad_accumulation=2)},
+        # GradCache (2 chunks per tower and rank) and 2 micro-batches a step: every backward but the step's
+        # last accumulates under DDP's no_sync, the last one all-reduces
+        {"name": "cached", "config": _config(exact, data, root / "cached", batch_size=4, max_steps=3, **CACHED)},
         # killed at step 3, between the checkpoints of steps 2 and 4, then resumed with --resume latest
         {"name": "killed", "config": _config(noisy, data, root / "killed", batch_size=4, max_steps=5,
                                              grad_accumulation=2), "crash_at": 3, "resume": True},
@@ -253,6 +257,27 @@ def test_two_ranks_equal_one_process_over_the_global_batch(launch):
     assert r0["final"] == r1["final"]
     assert r0["final"]["val_loss"] == pytest.approx(single.final_metrics["val_loss"], rel=1e-5)
     assert r0["final"]["val_mul_map"] == pytest.approx(single.final_metrics["val_mul_map"], abs=1e-6)
+
+
+def test_gradcache_and_accumulation_under_ddp_equal_one_process(launch):
+    """DDP with GradCache chunks and gradient accumulation: the 2-rank run still equals one process
+    over the same global batches (cross-device negatives included), weights within float tolerance."""
+    r0, r1 = (r["cached"] for r in launch["ranks"])
+    single, rows = _one_process(launch, "single-cached", max_steps=3, **CACHED)
+    assert [sorted(a["pair_ids"] + b["pair_ids"]) for a, b in zip(r0["rows"], r1["rows"])] == [
+        sorted(r["pair_ids"]) for r in rows
+    ]
+    for a, b, ref in zip(r0["rows"], r1["rows"], rows):
+        assert a["loss"] == b["loss"]
+        assert a["loss"] == pytest.approx(ref["loss"], rel=1e-5, abs=1e-6), a["step"]
+    assert r0["weights"] == r1["weights"]  # every rank applied the same averaged gradient
+    run = launch["root"] / "cached"
+    w2, w1 = _weights(run / "last"), _weights(single.last_dir)
+    assert w2.keys() == w1.keys()
+    for name in w1:
+        assert torch.allclose(w2[name], w1[name], rtol=1e-4, atol=1e-5), name
+    before = _weights(run / "checkpoints" / "step-2" / "model")
+    assert sum(not torch.allclose(w2[n], before[n]) for n in w2) > len(w2) // 2  # step 3 moved the weights
 
 
 def test_without_cross_device_negatives_the_step_differs(launch):

@@ -113,6 +113,12 @@ def test_bad_experiment_configs_name_the_key(tmp_path):
         load_experiment(None, ["variants=[{name: v, set: [regularization.bogus=1]}]"])
     with pytest.raises(PolyirError, match="taken"):
         load_experiment(None, ["variants=[{name: hybrid}]"])
+    # the training config's override parser: unknown keys list the known ones, lists need an index
+    with pytest.raises(PolyirError, match=r"unknown key 'guard\.bogus' \(known: "):
+        load_experiment(None, ["guard.bogus=1"])
+    with pytest.raises(PolyirError, match=r"'seeds' is a list; use an index"):
+        load_experiment(None, ["seeds.x=1"])
+    assert load_experiment(None, ["seeds.0=7", "train.optim.lr=1e-5"]).seeds[0] == 7
 
 
 def _guard_texts(folder, n: int = 12) -> str:

@@ -198,6 +198,47 @@ def test_building_train_config_directly_rejects_non_finite_floats():
         cfg.optim.lr = float("inf")
 
 
+def test_building_train_config_directly_gives_the_friendly_error():
+    """The one-line error of the YAML path also for a config built in Python (still a ValidationError)."""
+    from pydantic import ValidationError
+
+    from polyir.training.config import OptimSection
+
+    with pytest.raises(PolyirError, match=r"^invalid training config: optim\.lrr: unknown key \(known: lr, ") as err:
+        TrainConfig(optim={"lrr": 1e-5})
+    assert "\n" not in str(err.value) and isinstance(err.value, ValidationError)
+    with pytest.raises(PolyirError, match=r"^invalid training config: optim\.lr: Input should be greater than 0$"):
+        TrainConfig(optim=OptimSection(lr=1e-5), seed=1).optim.lr = -1  # an assignment is validated too
+    with pytest.raises(PolyirError, match=r"data\.train\[0\]\.weigth: unknown key \(known: source, "):
+        TrainConfig(data={"train": [{"source": "a.jsonl", "weigth": 2}]})
+    with pytest.raises(PolyirError, match=r"sampler: alpha must be a number in \[0, 1\]"):
+        TrainConfig(sampler={"alpha": 1.5})
+    with pytest.raises(PolyirError, match=r"sampler: 'batch_size' is set by optim\.batch_size"):
+        TrainConfig(sampler={"batch_size": 8})
+    cfg = TrainConfig(sampler={"strategy": "monolingual", "seed": 3})
+    assert cfg.sampler.strategy == "monolingual" and cfg.sampler["strategy"] == "monolingual"
+    assert cfg.sampler_seed == 3 and TrainConfig(seed=5).sampler_seed == 5
+    with pytest.raises(PolyirError, match=r"validation\.every: Input should be greater than 0"):
+        cfg.validation.every = 0
+
+
+def test_train_command_runs_without_config_from_the_packaged_default():
+    """No --config: the packaged default is loaded (here an override of it fails validation, naming the key)."""
+    import typer
+    from typer.testing import CliRunner
+
+    from polyir.commands.train import train_command
+
+    app = typer.Typer()
+    app.command()(train_command)
+    app.command("noop")(lambda: None)
+    result = CliRunner().invoke(app, ["train-command", "--set", "optim.lrr=1"])
+    assert result.exit_code == 2
+    assert "unknown key 'optim.lrr' (known: lr," in result.output and "Missing option" not in result.output
+    result = CliRunner().invoke(app, ["train-command", "--set", "optim.lr=-1"])
+    assert result.exit_code == 2 and "optim.lr: Input should be greater than 0" in result.output
+
+
 @pytest.mark.parametrize("text", ["", "\n", "# only a comment\n"])
 def test_an_empty_config_file_is_refused(tmp_path, text):
     with pytest.raises(PolyirError, match=r"config .*train\.yaml is empty; start from the packaged default"):

@@ -252,7 +252,7 @@ def test_resume_latest_without_a_checkpoint_is_an_error(setup, tmp_path):
 
 def _nan_from_step(monkeypatch, step: int) -> None:
     """Make the training loss NaN from the ``step``-th training loss on (validation is left alone)."""
-    import polyir.training.trainer as trainer_module
+    import polyir.training.losses as trainer_module  # where InfoNCE calls it
 
     real = trainer_module.info_nce_loss
     calls = {"n": 0}

@@ -22,8 +22,8 @@ def _is_main_process() -> bool:
 
 
 def train_command(
-    config: Path = typer.Option(
-        ..., "--config", "-c", help="Training config (YAML); see polyir/configs/train-default.yaml."
+    config: Optional[Path] = typer.Option(
+        None, "--config", "-c", help="Training config (YAML); default: the packaged polyir/configs/train-default.yaml."
     ),
     set: list[str] = typer.Option(  # noqa: A002 - the option is called --set
         [], "--set", help="override a config field, e.g. --set optim.lr=1e-5 (repeatable; values are YAML)"

@@ -19,6 +19,7 @@ from polyir.training.config import (
     default_config_path,
     read_yaml,
 )
+from polyir.training.overrides import apply_overrides as apply_overrides_for
 
 Arm = Literal["monolingual", "crosslingual", "hybrid"]
 DEFAULT_EXPERIMENT = "experiment-default.yaml"
@@ -285,32 +286,21 @@ def load_experiment(
 
 
 def _apply(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """``key.sub=value`` overrides; keys under ``train.`` use the training config's own checks."""
-    import yaml
-
-    data = copy.deepcopy(data)
+    """``key.sub=value`` overrides through the shared parser; keys under ``train.`` are checked against
+    the training config's schema (the ``train`` section is a training config)."""
     train_overrides = []
+    own = []
     for text in overrides:
-        if "=" not in text:
-            raise PolyirError(f"override {text!r} is not key=value")
-        key, raw = text.split("=", 1)
-        key = key.strip()
-        if key.startswith("train."):
-            train_overrides.append(f"{key[len('train.'):]}={raw}")
-            continue
-        value = yaml.safe_load(raw)
-        parts = key.split(".")
-        node = data
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise PolyirError(f"override {key!r}: {part!r} is not a section")
-        node[parts[-1]] = value
+        key = text.split("=", 1)[0].strip()
+        if key.startswith("train.") and "=" in text:
+            train_overrides.append(text.strip()[len("train."):])
+        else:
+            own.append(text)
+    data, _ = apply_overrides_for(data, own, root=ExperimentConfig)
     if train_overrides:
         train = copy.deepcopy(data.get("train") or {})
         base = read_yaml(default_config_path())
         _deep_update(base, train)
         merged, _ = apply_overrides(base, train_overrides)
-        # keep only what differs from the packaged defaults plus what was set
         data["train"] = merged
     return data

