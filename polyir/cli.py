@@ -60,6 +60,8 @@ def _register_subapps() -> None:
              "Remove the language subspace from a model's embeddings: training-free de-biasing.")
     _command("export", "export", "export_command",
              "Export a model to ONNX Runtime or OpenVINO (optionally int8) for fast encoding.")
+    _command("push", "push", "push_command",
+             "Upload a model folder (a run's best/ model) with a generated model card to the Hugging Face hub.")
     _command("translate", "translate", "translate_command",
              "Make a parallel QA corpus by machine translation (NLLB-200, M2M100, MarianMT, MADLAD-400).")
     _command("experiment", "experiment", "experiment_command",

@@ -94,7 +94,8 @@ class Encoder:
         st = SentenceTransformer(
             modules=modules,
             device="cpu",
-            prompts={"query": settings.query_prefix, "passage": settings.passage_prefix},
+            prompts={"query": settings.query_prefix, "document": settings.passage_prefix,
+                     "passage": settings.passage_prefix},
         )
         return cls(st, settings, spec=spec or str(path), device=device)
 
@@ -248,11 +249,20 @@ class Encoder:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self.st[0].max_seq_length = self.settings.passage_max_length
-        self.st.prompts = {"query": self.settings.query_prefix, "passage": self.settings.passage_prefix}
+        _set_task_lengths(self.st[0], self.settings)
+        # MTEB / sentence-transformers name the passage side "document"; "passage" stays for older readers
+        self.st.prompts = {
+            "query": self.settings.query_prefix,
+            "document": self.settings.passage_prefix,
+            "passage": self.settings.passage_prefix,
+        }
         self.st.save(str(path))
         (path / SETTINGS_FILE).write_text(
             json.dumps({**asdict(self.settings), "spec": self.spec}, indent=2), encoding="utf-8"
         )
+        from polyir.models.card import write_saved_card
+
+        write_saved_card(path, self)
         return path
 
     def fingerprint(self) -> str:
@@ -270,6 +280,15 @@ class Encoder:
             h.update(json.dumps(list(self.centering.languages)).encode())
             h.update(np.ascontiguousarray(self.centering.means, dtype=np.float64).tobytes())
         return h.hexdigest()[:16]
+
+
+def _set_task_lengths(module, settings: EncoderSettings) -> None:
+    """Give sentence-transformers (>= 6) the query / document lengths, so ``encode_query`` and
+    ``encode_document`` on a plain ``SentenceTransformer(path)`` truncate as polyir does."""
+    keys = getattr(module, "config_keys", ())
+    if "query_length" in keys and "document_length" in keys:
+        module.query_length = settings.query_max_length
+        module.document_length = settings.passage_max_length
 
 
 def _st_modules():
@@ -302,7 +321,7 @@ def _settings_from_st(st, path: Path) -> EncoderSettings:
         pooling=pooling,
         normalize=normalize,
         query_prefix=prompts.get("query", ""),
-        passage_prefix=prompts.get("passage", prompts.get("document", "")),
-        query_max_length=min(128, max_len),
-        passage_max_length=max_len,
+        passage_prefix=prompts.get("document", prompts.get("passage", "")),
+        query_max_length=int(getattr(st[0], "query_length", None) or min(128, max_len)),
+        passage_max_length=int(getattr(st[0], "document_length", None) or max_len),
     )

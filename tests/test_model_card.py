@@ -1,0 +1,172 @@
+"""Model folders that travel: prompts and query length for plain sentence-transformers, the model card, push staging."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from polyir.models.card import METRIC_NAMES
+
+LANGS = ["en", "de", "es"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from polyir.testing import build_tiny_model_dir, write_tiny_lareqa
+
+    root = tmp_path_factory.mktemp("card")
+    write_tiny_lareqa(root / "data" / "mlqa-r", LANGS, n_paragraphs=8)
+    write_tiny_lareqa(root / "data" / "xquad-r", LANGS, n_paragraphs=3)
+    text = " ".join(p.read_text(encoding="utf-8") for p in (root / "data").rglob("*.json"))
+    words = sorted(set(re.findall(r"[a-z0-9]+", text.lower())))
+    return {"root": root, "data": root / "data", "model": build_tiny_model_dir(root / "bert", words, seed=0)}
+
+
+@pytest.fixture(scope="module")
+def run(tiny):
+    """A 4-step hybrid run with validation every 2 steps and the alignment regulariser."""
+    import polyir
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = polyir.train({
+            "model": {"spec": str(tiny["model"]), "device": "cpu", "query_max_length": 16, "passage_max_length": 24},
+            "data": {"train": [{"source": "mlqa-r", "languages": LANGS}], "data_dir": str(tiny["data"]),
+                     "download": False},
+            "sampler": {"strategy": "hybrid", "alpha": 0.25},
+            "validation": {"count": 4, "every": 2, "max_loss_batches": 1},
+            "optim": {"lr": 3e-3, "max_steps": 4, "batch_size": 4, "warmup_ratio": 0.0, "precision": "fp32",
+                      "freeze_word_embeddings": False},
+            "regularization": {"align_weight": 0.5},
+            "seed": 0, "output_dir": str(tiny["root"] / "run"), "log_every": 1, "progress": False,
+        })
+    finally:
+        torch.set_num_threads(threads)
+    return result
+
+
+def _card(folder: Path):
+    from huggingface_hub import ModelCard
+
+    return ModelCard.load(folder / "README.md")
+
+
+def _results(card, split: str) -> dict[str, float]:
+    return {r.metric_type: r.metric_value for r in (card.data.eval_results or []) if r.dataset_split == split}
+
+
+def test_run_cards_state_the_training_and_validation(run):
+    rows = [json.loads(x) for x in (run.output_dir / "log.jsonl").read_text(encoding="utf-8").splitlines()]
+    val = [r for r in rows if r["type"] == "validation"]
+    best_row = [r for r in val if r["best"]][-1]
+    for name, row in (("best", best_row), ("last", val[-1])):
+        card = _card(run.output_dir / name)
+        assert card.data.library_name == "sentence-transformers"
+        assert sorted(card.data.language) == sorted(LANGS)
+        assert "hybrid-batches" in card.data.tags
+        got = _results(card, "validation")
+        want = {k[4:]: v for k, v in row.items() if k.startswith("val_") and k[4:] in METRIC_NAMES and v is not None}
+        assert want and got == pytest.approx(want), name
+        assert card.data.eval_results[0].dataset_type == "mlqa-r"
+        text = card.text
+        assert "hybrid, α = 0.25" in text
+        assert f"steps: {row['step']} (of 4 planned)" in text
+        assert "alignment" in text and "align_weight" in text
+        assert "`mlqa-r` (de, en, es)" in text
+        # the model-index block is valid metadata the hub reads
+        meta = yaml.safe_load(card.content.split("---")[1])
+        assert meta["model-index"][0]["results"]
+
+
+def test_saved_folder_encodes_like_polyir_under_plain_sentence_transformers(run, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    from polyir.models.resolve import load_encoder
+
+    folder = run.output_dir / "last"
+    config = json.loads((folder / "config_sentence_transformers.json").read_text(encoding="utf-8"))
+    assert set(config["prompts"]) >= {"query", "document", "passage"}
+    assert config["prompts"]["document"] == config["prompts"]["passage"]
+    long_query = " ".join(["en who was the cat 0 ?"] * 8)  # longer than the 16-token query limit
+    doc = "en the cat ran in the park 0 ."
+    enc = load_encoder(str(folder), device="cpu")
+    st = SentenceTransformer(str(folder), device="cpu")
+    q_polyir = enc.encode([long_query], "query", show_progress=False)
+    q_st = st.encode_query([long_query])
+    np.testing.assert_allclose(q_st, q_polyir, atol=1e-5)
+    np.testing.assert_allclose(st.encode_document([doc]), enc.encode([doc], "passage", show_progress=False), atol=1e-5)
+    # without the query length the long query would be encoded differently
+    assert not np.allclose(st.encode([long_query]), q_polyir, atol=1e-4)
+
+
+def test_old_folders_without_document_prompt_or_query_length_still_load(run, tmp_path):
+    import shutil
+
+    from polyir.models.resolve import load_encoder
+
+    old = tmp_path / "old"
+    shutil.copytree(run.output_dir / "last", old)
+    cfg_path = old / "config_sentence_transformers.json"
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    cfg["prompts"].pop("document")
+    cfg_path.write_text(json.dumps(cfg), encoding="utf-8")
+    bert_cfg = old / "sentence_bert_config.json"
+    data = json.loads(bert_cfg.read_text(encoding="utf-8"))
+    data.pop("query_length", None)
+    data.pop("document_length", None)
+    bert_cfg.write_text(json.dumps(data), encoding="utf-8")
+    (old / "README.md").unlink()
+    enc = load_encoder(str(old), device="cpu")
+    assert enc.settings.query_max_length == 16 and enc.settings.passage_prefix == ""
+    (old / "polyir_encoder.json").unlink()  # a folder polyir did not write: settings from sentence-transformers
+    enc2 = load_encoder(str(old), device="cpu")
+    assert enc2.settings.passage_max_length == 24
+
+
+def test_push_dry_run_stages_the_best_model_with_its_card(run, tiny, tmp_path):
+    import polyir
+    from polyir.cli import app
+
+    result = polyir.evaluate(str(run.best_model), "xquad-r", data_dir=tiny["data"], device="cpu")
+    res_path = tmp_path / "xquad.json"
+    res_path.write_text(json.dumps(result.to_dict()), encoding="utf-8")
+    stage = tmp_path / "stage"
+    out = CliRunner().invoke(app, ["push", str(run.output_dir), "--repo", "someone/tiny-hybrid", "--dry-run",
+                                   "--results", str(res_path), "--stage", str(stage)])
+    assert out.exit_code == 0, out.output
+    assert "would upload" in out.output and "README.md" in out.output and "model.safetensors" in out.output
+    staged = {p.name for p in stage.rglob("*") if p.is_file()}
+    assert {"README.md", "modules.json", "polyir_encoder.json", "config_sentence_transformers.json"} <= staged
+    card = _card(stage)
+    assert card.data.model_name == "tiny-hybrid"
+    test = _results(card, "test")
+    assert test["mul_map"] == pytest.approx(result.metrics["mul_map"])
+    assert test["rank_distance"] == pytest.approx(result.metrics["rank_distance"])
+    assert _results(card, "validation")  # the best row's validation figures too
+    # the source folder is left as it was: the card with test results lives in the staging folder only
+    assert "test" not in {r.dataset_split for r in _card(run.best_model).data.eval_results}
+
+
+def test_push_refuses_what_is_not_a_model(tmp_path):
+    from polyir.cli import app
+
+    out = CliRunner().invoke(app, ["push", str(tmp_path), "--repo", "a/b", "--dry-run"])
+    assert out.exit_code != 0 and "neither a model folder" in out.output
+
+
+def test_debiased_model_card_states_the_projection(tiny, tmp_path):
+    import polyir
+
+    texts = {lang: [f"{lang} the cat sat on the mat {i} ." for i in range(6)] for lang in LANGS}
+    polyir.debias(str(tiny["model"]), texts, output=tmp_path / "deb")
+    card = _card(tmp_path / "deb")
+    assert "debiased" in card.data.tags
+    assert "Method `subspace` (rank 2)" in card.text
