@@ -36,11 +36,11 @@ def test_translated_copies_align_by_question_id(tmp_path: Path) -> None:
                     "Goethe escribió Fausto. Fue en 1808.")
     read = read_squad_files(parse_squad_spec(f"en={en},es={es}"))
     pairs = {p.pair_id: p for p in read.corpus.pairs}
-    assert list(pairs) == ["a", "b", "c", "d"] or list(pairs) == ["a", "b", "d"]
+    assert list(pairs) == ["a", "b", "c", "d"]  # v1.1 has no is_impossible: c is answerable (en only)
     assert pairs["a"].entries["es"].query == "¿Quién?" and pairs["a"].entries["en"].query == "Who?"
     assert pairs["b"].entries["es"].positive == "Goethe escribió Fausto. Fue en 1808."
-    assert pairs["d"].languages == ["es"] and read.only_in == {"en": 0, "es": 1}
-    assert read.unanswerable == {"en": 0, "es": 0}  # v1.1 has no is_impossible: c is answerable
+    assert pairs["d"].languages == ["es"] and pairs["c"].languages == ["en"]
+    assert read.only_in == {"en": 1, "es": 1} and read.unanswerable == {"en": 0, "es": 0}
 
 
 def test_unanswerable_questions_are_skipped_and_counted(tmp_path: Path) -> None:

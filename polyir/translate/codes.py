@@ -5,7 +5,7 @@ Each family names languages its own way:
 * ``nllb`` (NLLB-200): FLORES-200 codes, ISO 639-3 + script (``deu_Latn``, ``zho_Hant``); a few
   languages use an individual-language code (``arb_Arab``, ``swh_Latn``, ``pes_Arab``, ...).
   The tokenizer's ``src_lang`` is the source code, generation starts with the target code.
-* ``m2m100`` (M2M100): ISO 639-1 where it exists (``de``, ``zh``), ``src_lang`` / forced target token.
+* ``m2m100`` (M2M100): ISO 639-1 where it exists, as tokens ``__de__`` (``src_lang`` takes ``de``).
 * ``marian`` (MarianMT / OPUS-MT): a one-pair model takes no code; a multi-target model wants
   ``>>xxx<<`` (ISO 639-3 or 639-1, whichever its vocabulary holds) before the source text.
 * ``madlad`` (MADLAD-400, T5): ``<2xx>`` (BCP-47, ``<2de>``, ``<2zh>``) before the source text.
@@ -69,7 +69,7 @@ def candidates(family: str, language: str) -> list[str]:
             return [_FLORES[code]]
         return [f"{_alpha3(base)}_{_script(code)}"]
     if family == "m2m100":
-        return list(dict.fromkeys([code, base]))
+        return [f"__{c}__" for c in dict.fromkeys([code, base])]
     if family == "marian":
         return [f">>{c}<<" for c in dict.fromkeys([_alpha3(base), base, code, f"{_alpha3(base)}_{_script(code)}"])]
     if family == "madlad":

@@ -70,7 +70,8 @@ class _Codes:
         """(source texts with the family's target marker, target code to force as first token)."""
         tgt = self.code(target)
         if self.family in ("nllb", "m2m100"):
-            self.tokenizer.src_lang = self.code(source)
+            src = self.code(source) or ""
+            self.tokenizer.src_lang = src.strip("_") if self.family == "m2m100" else src
             return list(sentences), tgt
         if self.family in ("marian", "madlad") and tgt is not None:
             return [f"{tgt} {s}" for s in sentences], None
