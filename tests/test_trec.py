@@ -29,10 +29,10 @@ runner = CliRunner()
 LANGS = ["en", "de", "es"]
 
 
-def _ranx_ap(folder, run_name="run.txt"):
+def _ranx_ap(folder, run_name="run.txt", qrels_name="qrels.txt"):
     from ranx import Qrels, Run, evaluate
 
-    qrels = Qrels.from_file(str(folder / "qrels.txt"), kind="trec")
+    qrels = Qrels.from_file(str(folder / qrels_name), kind="trec")
     run = Run.from_file(str(folder / run_name))
     evaluate(qrels, run, "map", return_mean=False)
     return {q: float(v) for q, v in run.scores["map"].items()}
@@ -254,3 +254,76 @@ def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch, name):
     opener = gzip.open if name.endswith(".gz") else open
     with opener(path, "rt") as fh:
         assert fh.read().splitlines() == ["q1 Q0 d1 1 0.5 polyir", "q1 Q0 d2 2 0.25 polyir"]
+
+
+# --------------------------------------------------------------------------- X->Y runs (Mo., Cr.)
+
+
+def test_by_language_runs_give_polyir_x_to_y_ap_mo_and_cr(worded_model, data, tmp_path):
+    import math
+
+    result = _evaluate(worded_model, data, tmp_path / "r.json", tmp_path / "trec")
+    pq, m = result["per_query"], result["metrics"]
+    langs = sorted(pq["ap_by_language"])
+    assert langs == sorted(LANGS)
+    by_y = {y: _ranx_ap(tmp_path / "trec", f"by-language/run.{y}.txt", f"by-language/qrels.{y}.txt") for y in langs}
+    for i, qid in enumerate(pq["query_id"]):
+        for y in langs:
+            assert by_y[y][qid] == pytest.approx(pq["ap_by_language"][y][i], abs=1e-12), (qid, y)
+    # the macro figures from the files alone: Mo. = mean over X of mAP(X->X); Cr. = mean over X != Y
+    lang_of = dict(zip(pq["query_id"], pq["query_lang"]))
+    pair_map = {(x, y): np.mean([ap for q, ap in by_y[y].items() if lang_of[q] == x]) for x in langs for y in langs}
+    assert np.mean([pair_map[(x, x)] for x in langs]) == pytest.approx(m["mo_map"], abs=1e-12)
+    assert np.mean([v for (x, y), v in pair_map.items() if x != y]) == pytest.approx(m["cr_map"], abs=1e-12)
+    run_de = (tmp_path / "trec" / "by-language" / "run.de.txt").read_text().splitlines()
+    de_pool = sum(1 for c in load_task_or_path("xquad-r", languages=LANGS).candidates if c.language == "de")
+    assert len(run_de) == len(pq["query_id"]) * de_pool and not math.isnan(m["cr_map"])
+
+
+def test_a_pool_without_a_relevant_candidate_is_left_out(tmp_path):
+    from polyir.data.types import Candidate, Query, RetrievalTask
+
+    task = RetrievalTask(
+        name="t", queries=[Query("q1", "sw", "x", "p1"), Query("q2", "sw", "y", "p2")],
+        candidates=[Candidate("e1", "en", "a"), Candidate("e2", "en", "b"), Candidate("f1", "fr", "c")],
+        relevant={"q1": frozenset({"e1"}), "q2": frozenset({"f1"})},
+    )
+    scores = np.array([[0.1, 0.9, 0.5], [0.2, 0.3, 0.4]], dtype=np.float32)
+    paths = write_task_trec(task, tmp_path / "t", scores=scores)
+    assert sorted(paths) == ["qrels", "qrels.en", "qrels.fr", "run", "run.en", "run.fr"]
+    assert [l.split()[:3] for l in paths["run.en"].read_text().splitlines()] == [["q1", "Q0", "e2"], ["q1", "Q0", "e1"]]
+    assert paths["qrels.fr"].read_text() == "q2 0 f1 1\n"
+    assert _ranx_ap(tmp_path / "t", "by-language/run.en.txt", "by-language/qrels.en.txt") == {"q1": 0.5}
+    assert list(task_run(task, scores=scores, language="fr")) == [("q2", [("f1", pytest.approx(0.4))])]
+    plain = write_task_trec(task, tmp_path / "plain", scores=scores, by_language=False)
+    assert sorted(plain) == ["qrels", "run"] and not (tmp_path / "plain" / "by-language").exists()
+
+
+# --------------------------------------------------------------------------- MIRACL from its files
+
+
+def test_miracl_ndcg_from_the_written_run_and_the_qrels_equals_polyir(tmp_path, monkeypatch, tiny_model_dir):
+    from ranx import Qrels, Run, evaluate
+
+    import polyir.data.registry as registry
+    from test_miracl import SW_PLANT, SW_QRELS, SW_TOPICS, _offline, make_passages, write_miracl
+
+    from polyir.data.miracl import qrels_name
+
+    monkeypatch.setenv("POLYIR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(registry, "_open_url", _offline)
+    write_miracl(tmp_path / "data", "sw", SW_TOPICS, SW_QRELS, make_passages(130, 1, SW_PLANT), [50, 80])
+    out = tmp_path / "res" / "miracl.json"
+    res = runner.invoke(app, ["evaluate", "--dataset", "miracl", "--no-progress", "--model", str(tiny_model_dir),
+                              "--languages", "sw", "--data-dir", str(tmp_path / "data"), "--output", str(out)])
+    assert res.exit_code == 0, res.output
+    pq = json.loads(out.read_text())["per_query"]
+    qrels = Qrels.from_file(str(tmp_path / "data" / "miracl" / qrels_name("sw")), kind="trec")
+    run = Run.from_file(str(tmp_path / "res" / "miracl.runs" / "sw.trec"), kind="trec")
+    judged = {q: d for q, d in run.to_dict().items() if q in qrels.to_dict()}
+    kept = Run(judged)
+    evaluate(qrels, kept, ["ndcg@10", "recall@100"], return_mean=False)
+    for metric in ("ndcg@10", "recall@100"):
+        ours = {qid.split(":", 1)[1]: v for qid, v in zip(pq["query_id"], pq[metric])}
+        theirs = {q: float(v) for q, v in kept.scores[metric].items() if q in ours}
+        assert set(theirs) == set(ours) and theirs == pytest.approx(ours, abs=1e-12), metric

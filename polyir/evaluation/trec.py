@@ -9,7 +9,9 @@ A name ending in ``.gz`` is written gzip-compressed (ranx reads it; pipe it thro
 trec_eval). Every file is written atomically (``polyir.atomic``). Ids may not hold whitespace.
 
 LAReQA runs (:func:`task_run`) hold the pooled (Mul.) ranking of every query: all candidates of all
-languages, minus that query's ``task.excluded`` candidates. Order = polyir's: score descending; on an
+languages, minus that query's ``task.excluded`` candidates; ``by-language/run.Y.txt`` holds each
+query's ranking of language Y's candidates alone (:func:`write_task_trec`), from which ranx / trec_eval
+recompute the X->Y matrix, Mo. (its diagonal) and Cr. (the rest). Order = polyir's: score descending; on an
 exact tie a non-relevant candidate ranks before a relevant one (polyir's pessimistic AP), then
 candidate index ascending. trec_eval would instead break ties by docid, so the written scores are
 made **strictly decreasing** in polyir's order (:func:`strictly_decreasing`: each tied score is
@@ -27,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from polyir.data.formats import text_output
+from polyir.atomic import atomic_text
 from polyir.data.types import RetrievalTask
 from polyir.errors import PolyirError
 
@@ -36,7 +38,7 @@ RunLike = Mapping[str, Sequence[Hit]] | Iterable[tuple[str, Sequence[Hit]]]
 DEFAULT_MEMORY_BUDGET = 1 << 28  # bytes of scores held at once while building a run
 
 
-open_trec = text_output  # a text handle onto a path, written atomically; gzip when the name ends in .gz
+open_trec = atomic_text  # a text handle onto a path, written atomically; gzip when the name ends in .gz
 
 
 def check_id(value: str, what: str) -> str:
@@ -58,9 +60,7 @@ def write_run(run: RunLike, path: Path | str, tag: str = "polyir") -> Path:
     path = Path(path)
     with open_trec(path) as out:
         for q, hits in _items(run):
-            check_id(q, "query id")
-            for rank, (docid, score) in enumerate(hits, start=1):
-                out.write(f"{q} Q0 {check_id(docid, 'document id')} {rank} {score:.9g} {tag}\n")
+            out.write(_run_lines(q, hits, tag))
     return path
 
 
@@ -101,9 +101,10 @@ def polyir_order(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
     return np.lexsort((idx, relevant.astype(np.int8), -np.asarray(scores, dtype=np.float64)))
 
 
-def task_qrels(task: RetrievalTask) -> dict[str, dict[str, int]]:
-    """The task's judgments (rel 1) restricted to candidates in the pool; queries without one left out."""
-    in_pool = {c.id for c in task.candidates}
+def task_qrels(task: RetrievalTask, language: str | None = None) -> dict[str, dict[str, int]]:
+    """The task's judgments (rel 1) restricted to candidates in the pool (of ``language``, when given);
+    queries without one left out."""
+    in_pool = {c.id for c in task.candidates if language is None or c.language == language}
     out: dict[str, dict[str, int]] = {}
     for q in task.queries:
         rel = sorted(c for c in task.relevant.get(q.id, ()) if c in in_pool)
@@ -137,18 +138,23 @@ def _score_rows(q_emb: np.ndarray | None, c_emb: np.ndarray | None, scores: np.n
         yield start, _pooled_scores(q_emb[start : start + step], c64)
 
 
-def task_run(task: RetrievalTask, q_emb: np.ndarray | None = None, c_emb: np.ndarray | None = None,
-             *, scores: np.ndarray | None = None, depth: int | None = None,
-             memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Iterator[tuple[str, list[Hit]]]:
-    """Each query's pooled (Mul.) ranking as (qid, [(docid, score), ...]), streamed in query order.
+def task_rankings(task: RetrievalTask, q_emb: np.ndarray | None = None, c_emb: np.ndarray | None = None,
+                  *, scores: np.ndarray | None = None, depth: int | None = None,
+                  pools: Sequence[str | None] = (None,),
+                  memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Iterator[tuple[str, dict[str | None, list[Hit]]]]:
+    """Each query's rankings, one per pool, as (qid, {pool: [(docid, score), ...]}), in query order.
 
-    Scores come from the embeddings (dot product, as polyir scores) or from ``scores`` [n_q, n_c].
-    A query's excluded candidates are left out; the order and the strictly decreasing scores are
-    described in the module doc. ``depth`` keeps the top ``depth`` (None: the full ranking)."""
+    A pool is None (every candidate: the Mul. ranking) or a language Y (its candidates only: the X->Y
+    ranking behind Mo. and Cr.); a query with no relevant candidate in Y has no Y ranking (polyir
+    leaves that AP undefined). Scores come from the embeddings (dot product, as polyir scores) or
+    from ``scores`` [n_q, n_c]; a query's excluded candidates are left out; order and strictly
+    decreasing scores as in the module doc. ``depth`` keeps the top ``depth`` (None: all)."""
     if depth is not None and depth < 1:
         raise PolyirError(f"depth must be at least 1, not {depth}")
     n_q, n_c = len(task.queries), len(task.candidates)
     cand_ids = [check_id(c.id, "candidate id") for c in task.candidates]
+    cand_lang = np.array([c.language for c in task.candidates], dtype=object)
+    in_pool = {p: np.ones(n_c, dtype=bool) if p is None else cand_lang == p for p in pools}
     pos = {cid: i for i, cid in enumerate(cand_ids)}
     for start, rows in _score_rows(q_emb, c_emb, scores, n_q, n_c, memory_budget):
         for offset, row in enumerate(rows):
@@ -157,21 +163,61 @@ def task_run(task: RetrievalTask, q_emb: np.ndarray | None = None, c_emb: np.nda
             keep[[pos[c] for c in task.excluded.get(q.id, ()) if c in pos]] = False
             relevant = np.zeros(n_c, dtype=bool)
             relevant[[pos[c] for c in task.relevant.get(q.id, ()) if c in pos]] = True
-            kept = np.flatnonzero(keep)
-            order = kept[polyir_order(row[kept], relevant[kept])][:depth]
-            written = strictly_decreasing(row[order])
-            yield q.id, [(cand_ids[j], float(s)) for j, s in zip(order, written)]
+            out: dict[str | None, list[Hit]] = {}
+            for pool, members in in_pool.items():
+                kept = np.flatnonzero(keep & members)
+                if pool is not None and not relevant[kept].any():
+                    continue
+                order = kept[polyir_order(row[kept], relevant[kept])][:depth]
+                written = strictly_decreasing(row[order])
+                out[pool] = [(cand_ids[j], float(v)) for j, v in zip(order, written)]
+            yield q.id, out
+
+
+def task_run(task: RetrievalTask, q_emb: np.ndarray | None = None, c_emb: np.ndarray | None = None,
+             *, scores: np.ndarray | None = None, depth: int | None = None, language: str | None = None,
+             memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Iterator[tuple[str, list[Hit]]]:
+    """Each query's pooled (Mul.) ranking as (qid, [(docid, score), ...]), streamed in query order;
+    with ``language``, its ranking of that language's candidates (see :func:`task_rankings`)."""
+    for qid, ranked in task_rankings(task, q_emb, c_emb, scores=scores, depth=depth, pools=(language,),
+                                     memory_budget=memory_budget):
+        if language in ranked:
+            yield qid, ranked[language]
+
+
+def _run_lines(qid: str, hits: Sequence[Hit], tag: str) -> str:
+    check_id(qid, "query id")
+    return "".join(f"{qid} Q0 {check_id(d, 'document id')} {rank} {score:.9g} {tag}\n"
+                   for rank, (d, score) in enumerate(hits, start=1))
 
 
 def write_task_trec(task: RetrievalTask, folder: Path | str, q_emb: np.ndarray | None = None,
                     c_emb: np.ndarray | None = None, *, scores: np.ndarray | None = None,
-                    depth: int | None = None, compress: bool = False, tag: str = "polyir") -> dict[str, Path]:
+                    depth: int | None = None, compress: bool = False, tag: str = "polyir",
+                    by_language: bool = True) -> dict[str, Path]:
     """Write ``folder/qrels.txt`` and ``folder/run.txt`` (``run.txt.gz`` with ``compress``) for the
-    task's pooled (Mul.) ranking; returns {"qrels": path, "run": path}."""
+    task's pooled (Mul.) ranking and, with ``by_language``, ``folder/by-language/qrels.Y.txt`` and
+    ``run.Y.txt`` for every candidate language Y (each query's ranking of Y's candidates: ranx's AP
+    there is polyir's X->Y value, whose diagonal gives Mo. and the rest Cr.). One scoring pass; every
+    file atomic. Returns {"qrels": path, "run": path, "qrels.Y": path, "run.Y": path, ...}."""
+    from contextlib import ExitStack
+
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise PolyirError(f"TREC output {folder} is a file; give a folder")
-    qrels = write_qrels(task_qrels(task), folder / "qrels.txt")
-    run = write_run(task_run(task, q_emb, c_emb, scores=scores, depth=depth),
-                    folder / ("run.txt.gz" if compress else "run.txt"), tag)
-    return {"qrels": qrels, "run": run}
+    check_id(tag, "run tag")
+    langs = task.candidate_languages if by_language else []
+    suffix = ".txt.gz" if compress else ".txt"
+    paths = {"qrels": write_qrels(task_qrels(task), folder / "qrels.txt")}
+    for y in langs:
+        paths[f"qrels.{y}"] = write_qrels(task_qrels(task, y), folder / "by-language" / f"qrels.{check_id(y, 'language')}.txt")
+    runs: dict[str | None, Path] = {None: folder / f"run{suffix}"}
+    runs.update({y: folder / "by-language" / f"run.{y}{suffix}" for y in langs})
+    with ExitStack() as stack:
+        handles = {pool: stack.enter_context(open_trec(path)) for pool, path in runs.items()}
+        for qid, ranked in task_rankings(task, q_emb, c_emb, scores=scores, depth=depth, pools=list(runs)):
+            for pool, hits in ranked.items():
+                handles[pool].write(_run_lines(qid, hits, tag))
+    paths["run"] = runs[None]
+    paths.update({f"run.{y}": runs[y] for y in langs})
+    return paths
