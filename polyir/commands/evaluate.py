@@ -28,7 +28,7 @@ def evaluate_command(
     max_pairs: Optional[int] = typer.Option(None, "--max-pairs", min=1, help="Quick look: only the first N question ids, with the paragraphs that answer them as the pool."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
     corpus: Optional[Path] = typer.Option(None, "--corpus", help="MIRACL only: folder holding miracl-corpus-v1.0-<lang>/docs-*.jsonl.gz (default: <data dir>/miracl-corpus)."),
-    trec: Optional[Path] = typer.Option(None, "--trec", help="LAReQA-style tasks: write DIR/qrels.txt and DIR/run.txt, the pooled (Mul.) ranking as TREC files for ranx / trec_eval (see docs/evaluation.md)."),
+    trec: Optional[Path] = typer.Option(None, "--trec", help="LAReQA-style tasks: write DIR/qrels.txt and DIR/run.txt (the pooled Mul. ranking) and DIR/by-language/qrels.Y.txt, run.Y.txt (each query's ranking of language Y: Mo., Cr.) as TREC files for ranx / trec_eval (see docs/interop.md)."),
     trec_depth: Optional[int] = typer.Option(None, "--trec-depth", min=1, help="With --trec: keep each query's top N (default: the full ranking, over which LAReQA AP is defined)."),
     trec_gzip: bool = typer.Option(False, "--trec-gzip/--no-trec-gzip", help="With --trec: write run.txt.gz (gzip) instead of run.txt."),
 ) -> None:
