@@ -48,7 +48,7 @@ def load_task(
 ) -> RetrievalTask:
     """An evaluation task from a registered name (``xquad-r``), a path (parallel QA ``.jsonl``, a folder
     of line-aligned ``.txt`` files) or a RetrievalTask (as is); ``max_pairs`` keeps the first N pair ids."""
-    from polyir.data.parallel import load_task_or_path
+    from polyir.data.load import load_task_or_path
     from polyir.data.types import RetrievalTask
 
     if isinstance(task, RetrievalTask):

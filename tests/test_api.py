@@ -97,7 +97,7 @@ def test_docs_page_has_the_documented_examples():
 
 
 def test_evaluate_equals_evaluate_encoder(doc, world):
-    from polyir.data.parallel import load_task_or_path
+    from polyir.data.load import load_task_or_path
     from polyir.evaluation.run import EvalOptions, evaluate_encoder
     from polyir.models.resolve import load_encoder
 

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from polyir.cli import app
 from polyir.data import ntrex, registry
 from polyir.data.ntrex import load_ntrex_documents, load_ntrex_sentences
-from polyir.data.parallel import build_sentence_task, load_task_or_path
+from polyir.data.load import load_task_or_path
+from polyir.data.parallel import build_sentence_task
 from polyir.data.registry import load_task, resolve_files, resolve_shared_files
 from polyir.data.split import split_by_document
 from polyir.data.types import RetrievalTask

@@ -13,9 +13,9 @@ from polyir.cli import app
 from polyir.data.parallel import (
     language_from_filename,
     load_parallel_jsonl_task,
-    load_task_or_path,
     read_text_lines,
 )
+from polyir.data.load import load_task_or_path
 from polyir.errors import (
     DataFormatError,
     DatasetNotFoundError,

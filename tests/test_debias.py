@@ -162,7 +162,7 @@ def test_cli_fits_refuses_a_second_projection_and_keeps_existing_folders(tiny):
 def test_evaluation_projects_the_models_own_vectors_and_matches_the_full_model(tiny, tmp_path):
     """embed_task encodes with the model underneath the projection and applies the matrix in numpy:
     the same vectors as running the saved model end to end (Dense before Normalize)."""
-    from polyir.data.parallel import load_task_or_path
+    from polyir.data.load import load_task_or_path
     from polyir.debias.model import split_projection
     from polyir.evaluation.run import EvalOptions, embed_task
 

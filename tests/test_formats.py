@@ -107,7 +107,7 @@ def test_flagembedding_keeps_the_first_positive_and_every_negative(tmp_path, cap
 def test_every_loader_that_takes_a_name_takes_a_source(tmp_path):
     """Training sources, evaluation datasets and the public API go through the registry's loaders."""
     from polyir.api import load_corpus as api_load_corpus
-    from polyir.data.parallel import load_task_or_path
+    from polyir.data.load import load_task_or_path
     from polyir.data.registry import REGISTRY, get_spec, load_corpus
 
     path = write_pairs(CORPUS, tmp_path / "train.parquet", "sentence-transformers")
@@ -123,13 +123,18 @@ def test_every_loader_that_takes_a_name_takes_a_source(tmp_path):
     assert [c.text for c in task.candidates] == ["Goethe schrieb Faust.", "Goethe wrote Faust.", "Paris is the capital."]
 
 
-def test_training_config_accepts_a_source_string(tmp_path):
+def test_the_trainer_loads_source_strings_as_training_corpora(tmp_path):
     from polyir.training.config import TrainConfig
+    from polyir.training.data import load_sources
 
-    path = write_pairs(CORPUS, tmp_path / "train.jsonl", "flagembedding")
-    cfg = TrainConfig.model_validate({"data": {"train": [f"pairs:{path}", {"source": f"hf:{tmp_path}/x?lang=sw",
-                                                                            "languages": ["sw"]}]}})
-    assert [s.source for s in cfg.data.train] == [f"pairs:{path}", f"hf:{tmp_path}/x?lang=sw"]
+    flag = write_pairs(CORPUS, tmp_path / "train.jsonl", "flagembedding")
+    saved = write_pairs(CORPUS, tmp_path / "saved", "sentence-transformers")
+    cfg = TrainConfig.model_validate({"data": {"train": [
+        f"pairs:{flag}", {"source": f"hf:{saved}", "languages": ["en", "de"], "name": "st"}]}})
+    flag_corpus, st_corpus = load_sources(cfg)
+    assert flag_corpus.name == "train" and _entries(flag_corpus) == _entries(CORPUS)
+    assert st_corpus.name == "st" and st_corpus.languages == ["de", "en"]
+    assert _entries(st_corpus) == {k: v for k, v in _entries(CORPUS).items() if k[1] != "sw"}
 
 
 # --------------------------------------------------------------------------- malformed input

@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from polyir.cli import app
-from polyir.data.parallel import load_parallel_text_task, load_task_or_path
+from polyir.data.load import load_task_or_path
+from polyir.data.parallel import load_parallel_text_task
 from polyir.errors import PolyirError
 from polyir.evaluation.run import score_task
 from polyir.evaluation.trec import (

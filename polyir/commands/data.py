@@ -101,7 +101,7 @@ def _convert_to(target: str, source: str, output: Path, data_dir: Optional[Path]
 
     if target == "beir":
         from polyir.data.beir import write_beir
-        from polyir.data.parallel import load_task_or_path
+        from polyir.data.load import load_task_or_path
 
         if output.exists() and not output.is_dir():
             raise OutputError(f"--output {output} is a file; --to beir writes a folder")

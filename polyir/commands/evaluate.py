@@ -49,7 +49,7 @@ def evaluate_command(
         return
     if corpus is not None:
         raise PolyirError("--corpus is for MIRACL (--dataset miracl)")
-    from polyir.data.parallel import load_task_or_path
+    from polyir.data.load import load_task_or_path
     from polyir.evaluation.report import check_outputs, print_summary, write_outputs
     from polyir.evaluation.run import EvalOptions, evaluate_encoder
     from polyir.languages import parse_languages

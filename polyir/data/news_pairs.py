@@ -60,7 +60,7 @@ def news_training_corpus(
     data_dir: Path | str | None = None,
 ) -> ParallelQACorpus:
     """Load a line-aligned news task, keep one half of its document split, and build the pairs."""
-    from polyir.data.parallel import load_task_or_path
+    from polyir.data.load import load_task_or_path
 
     if part not in ("validation", "test", "all"):
         raise ValueError(f"part must be validation, test or all, not {part!r}")

@@ -14,12 +14,12 @@ Two inputs, both turned into a ``RetrievalTask`` scored with the LAReQA measures
   are the positives of its pair id in every selected language, its own language included (so Mo. is
   defined). ``negatives`` are not put in the pool (counted in ``notes["negatives_ignored"]``).
 
-:func:`load_task_or_path` is what ``polyir evaluate --dataset`` calls: a registered name, else a path.
+``polyir.data.load.load_task_or_path`` is what ``polyir evaluate --dataset`` calls: a registered name, else
+a path read here.
 """
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -269,47 +269,3 @@ def load_parallel_jsonl_task(path: Path | str, languages: Sequence[str] | str | 
     }
     return RetrievalTask(name=corpus_name(path), queries=queries, candidates=candidates,
                          relevant=relevant, notes=notes)
-
-
-def _looks_like_path(value: str) -> bool:
-    return (os.sep in value or "/" in value or value.startswith(".")
-            or value.endswith(TEXT_SUFFIXES + JSONL_SUFFIXES))
-
-
-def load_task_or_path(dataset: str, data_dir: Path | str | None = None,
-                      languages: Sequence[str] | str | None = None) -> RetrievalTask:
-    """A registered dataset by name, else a path: a folder or comma-separated list of line-aligned
-    ``.txt`` files (sentence retrieval), or a parallel QA ``.jsonl``/``.jsonl.gz`` (LAReQA task)."""
-    from polyir.data.registry import REGISTRY, get_spec, load_task
-
-    if dataset in REGISTRY:
-        return load_task(dataset, data_dir=data_dir, languages=languages)
-    parts = [p.strip() for p in dataset.split(",") if p.strip()]
-    paths = [Path(p).expanduser() for p in parts]
-    if len(paths) == 1 and not paths[0].exists():
-        if not _looks_like_path(dataset):
-            try:
-                get_spec(dataset)
-            except DatasetNotFoundError as exc:
-                raise DatasetNotFoundError(
-                    f"{exc}; or give a path: a folder of line-aligned .txt files, a comma-separated"
-                    " list of them, or a parallel QA .jsonl"
-                ) from None
-        raise DatasetNotFoundError(f"{dataset}: no such file or folder (nor a registered dataset name)")
-    for p in paths:
-        if not p.exists():
-            raise DatasetNotFoundError(f"{p}: no such file or folder")
-    if len(paths) == 1 and paths[0].is_file():
-        p = paths[0]
-        if p.name.endswith(JSONL_SUFFIXES):
-            return load_parallel_jsonl_task(p, languages)
-        if p.name.endswith(TEXT_SUFFIXES):
-            raise EmptySelectionError(
-                f"{p}: one text file is not a parallel corpus; give a folder of line-aligned files or"
-                " a comma-separated list of them (news.en.txt,news.de.txt)"
-            )
-        raise DataFormatError(
-            f"{p}: unknown test-set file type; expected a parallel QA .jsonl/.jsonl.gz, a folder of"
-            " line-aligned .txt files, or a comma-separated list of .txt files"
-        )
-    return load_parallel_text_task(paths, languages)

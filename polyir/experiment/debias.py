@@ -26,7 +26,7 @@ SUFFIX = "+debias"
 
 def debias_fit_texts(config: Any) -> tuple[FitTexts, dict[str, Any]]:
     """The fitting texts of an experiment, and a record of where they came from."""
-    from polyir.data.parallel import load_task_or_path
+    from polyir.data.load import load_task_or_path
     from polyir.data.split import split_by_document
 
     d = config.debias

@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from polyir.data.parallel import load_task_or_path
+from polyir.data.load import load_task_or_path
 from polyir.data.split import split_by_document
 from polyir.evaluation.report import write_outputs
 from polyir.evaluation.run import EvalOptions, evaluate_encoder
