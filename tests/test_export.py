@@ -114,6 +114,13 @@ def test_index_search_and_evaluate_run_on_the_export(exported, tmp_path):
         ["the cat sat on the mat"], "query", show_progress=False)[0]
     assert [h["id"] for h in hits] == [rows[i]["id"] for i in np.argsort(-scores)[:2]]
     assert hits[0]["score"] == pytest.approx(float(scores.max()), abs=1e-5)
+    from fastapi.testclient import TestClient
+
+    from polyir.serve.app import create_app
+
+    with TestClient(create_app(idx)) as client:  # serve loads the exported model recorded in the index
+        r = client.post("/search", json={"query": "the cat sat on the mat", "k": 2})
+        assert r.status_code == 200 and [h["id"] for h in r.json()["hits"]] == [h["id"] for h in hits]
     data = tmp_path / "data"
     write_tiny_lareqa(data / "xquad-r", ["en", "de"])
     out = tmp_path / "res.json"
@@ -147,6 +154,12 @@ def test_bad_input_is_named(source, exported, tmp_path):
     shutil.copytree(exported, broken)
     with open(broken / "model.onnx", "ab") as fh:
         fh.write(b"\0")
+    with pytest.raises(PolyirError, match=r"model.onnx: onnxruntime cannot load it"):
+        load_encoder(str(broken))
+    shutil.rmtree(broken)
+    shutil.copytree(exported, broken)
+    info = json.loads((broken / EXPORT_FILE).read_text())
+    (broken / EXPORT_FILE).write_text(json.dumps({**info, "sha256": "0" * 64}), encoding="utf-8")
     with pytest.raises(PolyirError, match="sha256 differs"):
         load_encoder(str(broken)).fingerprint()
     with pytest.raises(PolyirError, match="already an exported model"):

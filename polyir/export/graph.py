@@ -4,8 +4,9 @@ The graph takes the tokenizer's arrays (``input_ids``, ``attention_mask``, and `
 when the tokenizer gives them) with dynamic batch and sequence axes and returns the pooled (and
 normalised, and projected, as the model's module list says) ``sentence_embedding``. It is written
 by ``torch.onnx.export`` (the TorchScript exporter, whose graphs ONNX Runtime's transformer
-optimizer knows how to fuse) and then, for BERT-like encoders, passed through
-``onnxruntime.transformers.optimizer`` (attention, LayerNorm, GELU fusions).
+optimizer knows how to fuse; attention exported in transformers' eager form) and then, for BERT-like
+encoders, passed through ``onnxruntime.transformers.optimizer`` (attention, embedding + LayerNorm,
+GELU fusions).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def export_onnx(encoder: Encoder, path: Path, *, opset: int = OPSET) -> list[str
     axes[OUTPUT_NAME] = {0: "batch"}
     model = _wrapper(encoder, names)
     was_device = encoder.device
+    restore = _eager_attention(encoder)
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
@@ -72,8 +74,27 @@ def export_onnx(encoder: Encoder, path: Path, *, opset: int = OPSET) -> list[str
         raise PolyirError(f"torch.onnx could not export {encoder.spec} ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from exc
     finally:
+        restore()
         encoder.st.to(was_device)
     return names
+
+
+def _eager_attention(encoder: Encoder):
+    """Switch the model to transformers' eager attention for the export; returns the undo.
+
+    The eager graph (matmul, scale, mask, softmax, matmul) is the pattern onnxruntime's optimizer
+    fuses into one ``Attention`` op (and, with it, EmbedLayerNormalization); the SDPA graph is not.
+    Both compute the same function."""
+    model = getattr(encoder, "transformer", None)
+    setter = getattr(model, "set_attn_implementation", None)
+    before = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    if setter is None or before in (None, "eager"):
+        return lambda: None
+    try:
+        setter("eager")
+    except (ValueError, ImportError):  # a model without an eager path: export what it has
+        return lambda: None
+    return lambda: setter(before)
 
 
 def fusable(encoder: Encoder) -> bool:
