@@ -77,6 +77,10 @@ MASAKHANEWS = Source("masakhane-news", "masakhane-io/masakhane-news", "819be052e
 AFRIQA = Source("afriqa", "masakhane-io/afriqa", "5c29933753692c28773c34ac1f68482007f1d2bb", "CC BY 4.0")
 SQUAD2FI = Source("squad2-fi", "TurkuNLP/squad2-fi", "6034cec31c4261b3f5e4f92ddee871ff874d7473",
                   "Apache-2.0 (repository); SQuAD 2.0 text: CC BY-SA 4.0")
+XQUAD_R = Source("xquad-r", "google-research-datasets/lareqa", "9bc8c7fb6dd8d01d72a05a93c2cb96882b0d299c",
+                 "CC BY-SA 4.0")
+MLQA_R = Source("mlqa-r", "google-research-datasets/lareqa", "354d67d1cd066854cdfbf5ad0e6105528976141d",
+                "CC BY-NC 4.0 (file shipped with the data); MLQA data: CC BY-SA 3.0")  # the last commit that had it
 
 
 def parse_sources(text: str, where: str = TABLE) -> dict[str, SourceFile]:
