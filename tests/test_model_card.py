@@ -135,7 +135,7 @@ def test_push_dry_run_stages_the_best_model_with_its_card(run, tiny, tmp_path):
     import polyir
     from polyir.cli import app
 
-    result = polyir.evaluate(str(run.best_model), "xquad-r", data_dir=tiny["data"], device="cpu")
+    result = polyir.evaluate(str(run.best_model), "xquad-r", data_dir=tiny["data"], languages=LANGS, device="cpu")
     res_path = tmp_path / "xquad.json"
     res_path.write_text(json.dumps(result.to_dict()), encoding="utf-8")
     stage = tmp_path / "stage"
@@ -165,8 +165,8 @@ def test_push_refuses_what_is_not_a_model(tmp_path):
 def test_debiased_model_card_states_the_projection(tiny, tmp_path):
     import polyir
 
-    texts = {lang: [f"{lang} the cat sat on the mat {i} ." for i in range(6)] for lang in LANGS}
+    texts = {lang: [f"{lang} the cat sat on the mat {i} ." for i in range(12)] for lang in LANGS}
     polyir.debias(str(tiny["model"]), texts, output=tmp_path / "deb")
     card = _card(tmp_path / "deb")
-    assert "debiased" in card.data.tags
+    assert "debiased" in card.data.tags and card.data.model_name == "deb"
     assert "Method `subspace` (rank 2)" in card.text

@@ -20,6 +20,7 @@ both cards from the complete log.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,11 +89,11 @@ def _log_rows(path: Path) -> list[dict[str, Any]]:
 
 def _source_languages(source: Mapping[str, Any]) -> list[str]:
     if source.get("languages"):
-        return list(source["languages"])
+        return sorted(source["languages"])
     from polyir.data.registry import REGISTRY
 
     spec = REGISTRY.get(str(source.get("source")))
-    return list(spec.default_languages or spec.languages) if spec is not None else []
+    return sorted(spec.default_languages or spec.languages) if spec is not None else []
 
 
 def run_facts(run_dir: Path) -> dict[str, Any] | None:
@@ -166,6 +167,12 @@ def projection_facts(folder: Path, encoder: Any = None) -> dict[str, Any] | None
     return None
 
 
+def _display_name(folder: Path) -> str:
+    """The folder's name, or the final name of a folder being built beside it (``polyir.atomic``)."""
+    m = re.match(r"^\.(.+)\.\d+\.[0-9a-f]{8}\.new$", folder.name)
+    return m.group(1) if m else folder.name
+
+
 def _base_of(spec: str | None) -> str | None:
     if not spec:
         return None
@@ -208,7 +215,7 @@ def gather_facts(
         for r in results
     ]
     return CardFacts(
-        model_name=model_name or (f"{run_dir.name}-{folder.name}" if training else folder.name),
+        model_name=model_name or (f"{run_dir.name}-{folder.name}" if training else _display_name(folder)),
         base_model=base,
         settings=settings,
         training=training,
