@@ -48,17 +48,9 @@ def load_task(
 ) -> RetrievalTask:
     """An evaluation task from a registered name (``xquad-r``), a path (parallel QA ``.jsonl``, a folder
     of line-aligned ``.txt`` files) or a RetrievalTask (as is); ``max_pairs`` keeps the first N pair ids."""
-    from polyir.data.load import load_task_or_path
-    from polyir.data.types import RetrievalTask
+    from polyir.data.load import load_task as _load
 
-    if isinstance(task, RetrievalTask):
-        if languages is not None:
-            raise PolyirError("languages: select languages when loading by name or path, not on a loaded task")
-        out = task
-    elif isinstance(task, (str, Path)):
-        out = load_task_or_path(str(task), data_dir=data_dir, languages=languages)
-    else:
-        raise PolyirError(f"task: expected a dataset name, a path or a RetrievalTask, got {type(task).__name__}")
+    out = _load(task, languages=languages, data_dir=data_dir)
     return out.limit(max_pairs) if max_pairs else out
 
 
@@ -71,25 +63,9 @@ def load_corpus(
 ) -> ParallelQACorpus:
     """A training corpus from a registered name (``mlqa-r``), a parallel QA ``.jsonl[.gz]`` file, or a
     ParallelQACorpus (as is)."""
-    from polyir.data.jsonl import read_parallel_jsonl
-    from polyir.data.registry import REGISTRY
-    from polyir.data.registry import load_corpus as _load
-    from polyir.data.types import ParallelQACorpus
+    from polyir.data.load import load_corpus as _load
 
-    if isinstance(corpus, ParallelQACorpus):
-        if languages is not None:
-            raise PolyirError("languages: select languages when loading by name or path, not on a loaded corpus")
-        return corpus
-    if not isinstance(corpus, (str, Path)):
-        raise PolyirError(f"corpus: expected a dataset name, a path or a ParallelQACorpus, got {type(corpus).__name__}")
-    path = Path(corpus).expanduser()
-    if path.is_file():
-        return read_parallel_jsonl(path, languages=languages)
-    if str(corpus) in REGISTRY:
-        return _load(str(corpus), data_dir=data_dir, languages=languages, download=download)
-    raise PolyirError(
-        f"{corpus}: neither a registered dataset ({', '.join(sorted(REGISTRY))}) nor an existing .jsonl file"
-    )
+    return _load(corpus, languages=languages, data_dir=data_dir, download=download)
 
 
 def evaluate(

@@ -17,6 +17,11 @@ from polyir.data.specs import DataFile, DatasetSpec, KindLoader, register, regis
 from polyir.languages import canonical_code
 
 
+def _origin(source: _sources.Source) -> dict[str, str]:
+    """A spec's licence, source label and homepage, all from its pinned source."""
+    return {"license": source.license, "source": source.label, "homepage": source.homepage}
+
+
 def _from_table(source: _sources.Source, path: str, language: str | None = None, role: str = "") -> DataFile:
     """A ``DataFile`` from a row of ``polyir/resources/sources.csv``."""
     row = _sources.source_file(source, path)
@@ -39,9 +44,7 @@ register(DatasetSpec(
     kind="lareqa",
     languages=tuple(f.language for f in _XQUAD_R_FILES if f.language),
     files=_XQUAD_R_FILES,
-    license=_sources.XQUAD_R.license,
-    source=_sources.XQUAD_R.label,
-    homepage=_sources.XQUAD_R.homepage,
+    **_origin(_sources.XQUAD_R),
 ))
 
 register(DatasetSpec(
@@ -51,9 +54,7 @@ register(DatasetSpec(
     kind="lareqa",
     languages=tuple(f.language for f in _MLQA_R_FILES if f.language),
     files=_MLQA_R_FILES,
-    license=_sources.MLQA_R.license,
-    source=_sources.MLQA_R.label,
-    homepage=_sources.MLQA_R.homepage,
+    **_origin(_sources.MLQA_R),
 ))
 
 # MIRACL: dev topics + qrels per language (the passage corpus is brought by the user, see
@@ -141,9 +142,7 @@ for _name, _kind, _what in (
         kind=_name,
         languages=tuple(f.language for f in _files if f.language),
         files=_files,
-        license=_sources.LAFAND.license,
-        source=_sources.LAFAND.label,
-        homepage=_sources.LAFAND.homepage,
+        **_origin(_sources.LAFAND),
         pivot_languages=_lafand.PIVOTS,
         languages_per_task=1,
     ))
@@ -162,9 +161,7 @@ register(DatasetSpec(
     kind="masakhanews",
     languages=tuple(f.language for f in _MASAKHANEWS_FILES if f.language),
     files=_MASAKHANEWS_FILES,
-    license=_sources.MASAKHANEWS.license,
-    source=_sources.MASAKHANEWS.label,
-    homepage=_sources.MASAKHANEWS.homepage,
+    **_origin(_sources.MASAKHANEWS),
 ))
 
 # AfriQA (questions in 9 African languages, gold passages in en/fr Wikipedia), see polyir/data/afriqa.py.
@@ -187,9 +184,7 @@ for _name, _what in (
         kind=_name,
         languages=tuple(sorted({f.language for f in _AFRIQA_FILES if f.language})),
         files=_AFRIQA_FILES,
-        license=_sources.AFRIQA.license,
-        source=_sources.AFRIQA.label,
-        homepage=_sources.AFRIQA.homepage,
+        **_origin(_sources.AFRIQA),
         pivot_languages=("en", "fr"),
     ))
 
@@ -210,9 +205,7 @@ for _split in ("train", "dev"):
         kind="afriqa-training",
         languages=tuple(sorted({f.language for f in _files if f.language})),
         files=_files,
-        license=_sources.AFRIQA.license,
-        source=_sources.AFRIQA.label,
-        homepage=_sources.AFRIQA.homepage,
+        **_origin(_sources.AFRIQA),
         pivot_languages=("en", "fr"),
     ))
 
@@ -236,7 +229,5 @@ for _name, _kind, _loader_fn, _what in (
         kind=_kind,
         languages=("en", "fi"),
         files=_SQUAD2FI_FILES,
-        license=_sources.SQUAD2FI.license,
-        source=_sources.SQUAD2FI.label,
-        homepage=_sources.SQUAD2FI.homepage,
+        **_origin(_sources.SQUAD2FI),
     ))

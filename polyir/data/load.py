@@ -1,8 +1,10 @@
-"""One entry for a test set given by name or by path: a registered dataset, line-aligned text files, or a
-parallel QA JSONL file, each read into a :class:`~polyir.data.types.RetrievalTask`.
+"""One entry for data given by name, by path or as an object: :func:`load_task` (a test set) and
+:func:`load_corpus` (training pairs).
 
-It sits above the registry (``polyir.data.registry``) and the readers (``polyir.data.parallel``), which
-know nothing of each other through it: readers never import the registry.
+A name is a registered dataset (or a ``hf:``/``pairs:`` source string); a path is line-aligned text
+files or a parallel QA JSONL file; an already-loaded task or corpus is returned as is. This module sits
+above the registry (``polyir.data.registry``) and the readers (``polyir.data.parallel``, ``jsonl``):
+readers never import the registry.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from polyir.data.jsonl import read_parallel_jsonl
 from polyir.data.parallel import JSONL_SUFFIXES, TEXT_SUFFIXES, load_parallel_jsonl_task, load_parallel_text_task
-from polyir.data.registry import REGISTRY, get_spec, load_task
-from polyir.data.types import RetrievalTask
-from polyir.errors import DataFormatError, DatasetNotFoundError, EmptySelectionError
+from polyir.data.registry import REGISTRY, get_spec
+from polyir.data.registry import load_corpus as load_registered_corpus
+from polyir.data.registry import load_task as load_registered_task
+from polyir.data.types import ParallelQACorpus, RetrievalTask
+from polyir.errors import DataFormatError, DatasetNotFoundError, EmptySelectionError, PolyirError
 
 
 def _looks_like_path(value: str) -> bool:
@@ -27,7 +32,7 @@ def load_task_or_path(dataset: str, data_dir: Path | str | None = None,
     """A registered dataset by name, else a path: a folder or comma-separated list of line-aligned
     ``.txt`` files (sentence retrieval), or a parallel QA ``.jsonl``/``.jsonl.gz`` (LAReQA task)."""
     if dataset in REGISTRY:
-        return load_task(dataset, data_dir=data_dir, languages=languages)
+        return load_registered_task(dataset, data_dir=data_dir, languages=languages)
     parts = [p.strip() for p in dataset.split(",") if p.strip()]
     paths = [Path(p).expanduser() for p in parts]
     if len(paths) == 1 and not paths[0].exists():
@@ -57,3 +62,35 @@ def load_task_or_path(dataset: str, data_dir: Path | str | None = None,
             " line-aligned .txt files, or a comma-separated list of .txt files"
         )
     return load_parallel_text_task(paths, languages)
+
+
+def load_task(task: RetrievalTask | str | Path, *, languages: Sequence[str] | str | None = None,
+              data_dir: Path | str | None = None) -> RetrievalTask:
+    """A test set from a registered name, a path (see :func:`load_task_or_path`) or a RetrievalTask (as is)."""
+    if isinstance(task, RetrievalTask):
+        if languages is not None:
+            raise PolyirError("languages: select languages when loading by name or path, not on a loaded task")
+        return task
+    if not isinstance(task, (str, Path)):
+        raise PolyirError(f"task: expected a dataset name, a path or a RetrievalTask, got {type(task).__name__}")
+    return load_task_or_path(str(task), data_dir=data_dir, languages=languages)
+
+
+def load_corpus(corpus: ParallelQACorpus | str | Path, *, languages: Sequence[str] | str | None = None,
+                data_dir: Path | str | None = None, download: bool = True) -> ParallelQACorpus:
+    """Training pairs from a registered name (``mlqa-r``), a parallel QA ``.jsonl[.gz]`` file, or a
+    ParallelQACorpus (as is)."""
+    if isinstance(corpus, ParallelQACorpus):
+        if languages is not None:
+            raise PolyirError("languages: select languages when loading by name or path, not on a loaded corpus")
+        return corpus
+    if not isinstance(corpus, (str, Path)):
+        raise PolyirError(f"corpus: expected a dataset name, a path or a ParallelQACorpus, got {type(corpus).__name__}")
+    path = Path(corpus).expanduser()
+    if path.is_file():
+        return read_parallel_jsonl(path, languages=languages)
+    if str(corpus) in REGISTRY:
+        return load_registered_corpus(str(corpus), data_dir=data_dir, languages=languages, download=download)
+    raise PolyirError(
+        f"{corpus}: neither a registered dataset ({', '.join(sorted(REGISTRY))}) nor an existing .jsonl file"
+    )

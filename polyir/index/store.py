@@ -34,6 +34,7 @@ import numpy as np
 
 from polyir.atomic import OutputError, atomic_open, check_output_path, write_with
 from polyir.errors import PolyirError
+from polyir.index.backend import make_dir
 from polyir.index.backends import Backend, load_backend, make_backend
 from polyir.index.corpus import Passage, unicode_problem
 from polyir.index.encode import SHARD_SIZE, EncodeReport, encode_shards, load_shards
@@ -278,7 +279,7 @@ def build_index(
         _remove_leftovers(output)
         staging = output / f"{STAGING_PREFIX}{os.getpid()}"
         try:
-            _make_dir(staging)
+            make_dir(staging)
             vectors = load_shards(output / SHARDS_DIR, ids, texts)
             t1 = time.perf_counter()
             index_backend = make_backend(backend, **params)
@@ -320,13 +321,6 @@ def build_index(
     finally:
         lock.unlink(missing_ok=True)
     return BuildResult(output, open_index(output, encoder), report, seconds)
-
-
-def _make_dir(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create folder {folder}: {exc.strerror or exc}") from exc
 
 
 def _remove_leftovers(output: Path) -> None:
