@@ -234,6 +234,84 @@ def _low_resource(summary: dict[str, Any]) -> str:
     return markdown_rows(["row", *(c[0] for c in cols)], "l" + "r" * len(cols), rows)
 
 
+PAIR_COMPARISONS = (("hybrid vs base", "hybrid vs base"), ("hybrid vs base+debias", "hybrid vs base + projection"),
+                    ("hybrid vs monolingual", "hybrid vs monolingual"),
+                    ("hybrid+debias vs hybrid", "hybrid + projection vs hybrid"),
+                    ("base+debias vs base", "base + projection vs base"))
+
+
+def _pair_cell(sections: list[dict[str, Any]]) -> str:
+    """``↑a ↓b / n (mean Δ)`` over the cross-lingual pairs (query ≠ candidate language) of the sections, or
+    over the same-language pairs of a task that has no other (MasakhaNEWS: a headline finds its article)."""
+    every = [p for sec in sections for p in sec["pairs"]]
+    pairs = [p for p in every if p["query"] != p["candidate"]] or every
+    if not pairs:
+        return MISSING
+    up = sum(p["p"] < 0.05 and p["diff"] > 0 for p in pairs)
+    down = sum(p["p"] < 0.05 and p["diff"] < 0 for p in pairs)
+    return f"↑{up} ↓{down} / {len(pairs)} ({_signed(sum(p['diff'] for p in pairs) / len(pairs), 3)})"
+
+
+def _low_resource_pair_counts(summary: dict[str, Any]) -> str:
+    """Cross-lingual pairs that gain (↑) or lose (↓) significantly (p < .05, paired randomization test over
+    the pair's queries), of all pairs, with the mean change of the pair's mAP; one column per task."""
+    tests = summary["pair_tests"]
+    cols = [(title.split(" (")[0], [lab for lab in labels if lab in tests])
+            for title, labels, _ in _low_resource_columns(summary)]
+    cols = [(t, labs) for t, labs in cols if labs]
+    seen: set[str] = set()
+    cols = [(t, labs) for t, labs in cols if not (tuple(labs) in seen or seen.add(tuple(labs)))]
+    rows = []
+    for key, name in PAIR_COMPARISONS:
+        if all(key in tests[lab] for _, labs in cols for lab in labs):
+            rows.append([name, *(_pair_cell([tests[lab][key] for lab in labs]) for _, labs in cols)])
+    titles = [t.replace(" Mo.", " (X → X)" if all(p["query"] == p["candidate"] for lab in labs
+                                                  for p in tests[lab][PAIR_COMPARISONS[0][0]]["pairs"]) else "")
+              .replace(" Mul.", "").replace(" Cr.", "") for t, labs in cols]
+    return markdown_rows(["comparison (X → Y pairs)", *titles], "l" + "r" * len(cols), rows)
+
+
+def _low_resource_by_script(summary: dict[str, Any], label_prefix: str = "ntrex-sentences") -> str:
+    """One task's pairs by candidate language (its script and resource level): mean Δ mAP over the pairs
+    into that language, and how many of them lose significantly."""
+    from polyir.language_groups import load_language_groups
+
+    groups = load_language_groups()
+    label = next(lab for lab in summary["pair_tests"] if lab.startswith(label_prefix))
+    tests = summary["pair_tests"][label]
+    keys = [k for k, _ in PAIR_COMPARISONS[:3] if k in tests]
+    langs = sorted({p["candidate"] for p in tests[keys[0]]["pairs"]},
+                   key=lambda c: (groups.group(c, "resource") != "high", groups.group(c, "script"), c))
+    rows = []
+    for y in langs:
+        cells = [f"{groups.name(y)} ({y})", groups.group(y, "script"), groups.group(y, "resource")]
+        for k in keys:
+            into = [p for p in tests[k]["pairs"] if p["candidate"] == y and p["query"] != y]
+            worse = sum(p["p"] < 0.05 and p["diff"] < 0 for p in into)
+            better = sum(p["p"] < 0.05 and p["diff"] > 0 for p in into)
+            cells.append(f"{_signed(sum(p['diff'] for p in into) / len(into), 3)} (↑{better} ↓{worse})")
+        rows.append(cells)
+    names = dict(PAIR_COMPARISONS)
+    return markdown_rows(["candidate language", "script", "resource", *(f"{names[k]}: mean Δ" for k in keys)],
+                         "lll" + "r" * len(keys), rows)
+
+
+def _afriqa_pivot(d: dict[str, Any]) -> str:
+    """AfriQA's questions as asked against their human en/fr translation (the translate-the-query ceiling)."""
+    rows = []
+    for name, c in d["comparisons"].items():
+        for r in c["rows"]:
+            if r["metric"] in ("cr_map", "mul_map"):
+                rows.append([name, DISPLAY_METRIC[r["metric"]], f"{r['a']:.4f}", f"{r['b']:.4f}",
+                             f"{_signed(r['diff'], 4)} {r['mark']}".strip(),
+                             f"[{_f(r['ci'][0], 4)}, {_f(r['ci'][1], 4)}]"])
+    return markdown_rows(["model", "metric", "question as asked", "human translation", "Δ", "95% CI"],
+                         "llrrrr", rows)
+
+
+DISPLAY_METRIC = {"cr_map": "Cr.", "mul_map": "Mul.", "mo_map": "Mo."}
+
+
 def _low_resource_pairs(summary: dict[str, Any], label_prefix: str = "ntrex-sentences") -> str:
     """Pair-level tests on one task, by the resource levels of the two languages."""
     label = next(lab for lab in summary["pair_tests"] if lab.startswith(label_prefix))
@@ -350,6 +428,7 @@ def readme_tables(root: Path | str = ".") -> dict[str, str]:
     debias = root / "docs" / "results" / "mlqa-to-xquad-debias" / "summary.json"
     acceptance = root / "docs" / "results" / "debias" / "acceptance.json"
     low = root / "docs" / "results" / "low-resource-news" / "summary.json"
+    pivot = root / "docs" / "results" / "low-resource-news" / "afriqa-pivot.json"
     return {
         "results: arms and α": _alpha_rows(default),
         "results: α curve": _alpha_curve(default),
@@ -357,7 +436,9 @@ def readme_tables(root: Path | str = ".") -> dict[str, str]:
         **({"results: training-free baseline": _debias_rows(_read(debias))} if debias.is_file() else {}),
         **({"results: projection acceptance": _debias_acceptance(_read(acceptance))} if acceptance.is_file() else {}),
         **({"results: low-resource news": _low_resource(_read(low)),
-            "results: low-resource pairs": _low_resource_pairs(_read(low))} if low.is_file() else {}),
+            "results: low-resource pair counts": _low_resource_pair_counts(_read(low)),
+            "results: low-resource pairs by script": _low_resource_by_script(_read(low))} if low.is_file() else {}),
+        **({"results: afriqa pivot": _afriqa_pivot(_read(pivot))} if pivot.is_file() else {}),
         "bench: encoding": _bench_encode(_read(bench / "eval_speed.json")),
         "bench: evaluate": _bench_evaluate(_read(bench / "eval_speed.json")),
         "bench: training": _bench_train(_read(bench / "train_speed.json")),
