@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from polyir.data.formats import text_output
+from polyir.atomic import atomic_text
 from polyir.data.types import RetrievalTask
 from polyir.errors import EmptySelectionError
 
@@ -30,24 +30,24 @@ def write_beir(task: RetrievalTask, folder: Path | str, split: str = "test") -> 
         raise EmptySelectionError(f"{task.name}: nothing to write (no queries or no candidates)")
     paths = {"corpus": folder / "corpus.jsonl", "queries": folder / "queries.jsonl",
              "qrels": folder / "qrels" / f"{split}.tsv"}
-    with text_output(paths["corpus"]) as out:
+    with atomic_text(paths["corpus"]) as out:
         for c in task.candidates:
             rec: dict[str, object] = {"_id": c.id, "title": "", "text": c.text, "language": c.language}
             if c.group:
                 rec["metadata"] = {"group": c.group}
             out.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    with text_output(paths["queries"]) as out:
+    with atomic_text(paths["queries"]) as out:
         for q in task.queries:
             rec = {"_id": q.id, "text": q.text, "language": q.language, "metadata": {"pair_id": q.pair_id}}
             out.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    with text_output(paths["qrels"]) as out:
+    with atomic_text(paths["qrels"]) as out:
         out.write(QRELS_HEADER + "\n")
         for q in task.queries:
             for cid in sorted(task.relevant.get(q.id, ())):
                 out.write(f"{q.id}\t{cid}\t1\n")
     if task.excluded:
         paths["excluded"] = folder / "excluded.tsv"
-        with text_output(paths["excluded"]) as out:
+        with atomic_text(paths["excluded"]) as out:
             out.write(QRELS_HEADER + "\n")
             for q in task.queries:
                 for cid in sorted(task.excluded.get(q.id, ())):

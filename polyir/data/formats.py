@@ -31,15 +31,13 @@ Every malformed record is a ``DataFormatError`` naming the file and line (or dat
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 from polyir.data.jsonl import _lines, corpus_name
@@ -401,21 +399,6 @@ def load_source_task(text: str, languages: Sequence[str] | str | None = None) ->
 # --------------------------------------------------------------------------- writing
 
 
-@contextmanager
-def text_output(path: Path | str) -> Iterator[IO[str]]:
-    """A UTF-8 text handle onto ``path``, written atomically; gzip-compressed when the name ends in ``.gz``."""
-    from polyir.atomic import atomic_open
-
-    path = Path(path)
-    if not path.name.endswith(".gz"):
-        with atomic_open(path, "w") as out:
-            yield out
-        return
-    with atomic_open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
-            io.TextIOWrapper(gz, encoding="utf-8", newline="\n") as out:
-        yield out
-
-
 def pair_records(corpus: ParallelQACorpus, fmt: str) -> list[dict[str, Any]]:
     """One record per (pair id, language) in ``fmt``, with ``language`` and ``pair_id`` columns.
     sentence-transformers records get ``negative_1..k`` up to the corpus' largest k ('' when fewer)."""
@@ -438,13 +421,13 @@ def pair_records(corpus: ParallelQACorpus, fmt: str) -> list[dict[str, Any]]:
 def write_pairs(corpus: ParallelQACorpus, path: Path | str, fmt: str) -> Path:
     """Write ``corpus`` in ``fmt`` to a .jsonl(.gz)/.csv/.tsv/.parquet file, or a ``datasets`` folder
     (``save_to_disk``) when ``path`` has none of those suffixes; atomically."""
-    from polyir.atomic import atomic_folder, atomic_open
+    from polyir.atomic import atomic_folder, atomic_open, atomic_text
 
     path = Path(path)
     records = pair_records(corpus, fmt)
     name = path.name.lower()
     if name.endswith((".jsonl", ".jsonl.gz")):
-        with text_output(path) as out:
+        with atomic_text(path) as out:
             for rec in records:
                 out.write(json.dumps(rec, ensure_ascii=False) + "\n")
     elif name.endswith((".csv", ".tsv")):
