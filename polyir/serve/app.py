@@ -116,7 +116,7 @@ class HealthResponse(BaseModel):
     model: str
     fingerprint: str
     backend: str
-    batching: dict[str, float] = Field(
+    batching: dict[str, int | float] = Field(
         default_factory=dict,
         description="Encoder calls, queries encoded, the largest and the mean batch since the server started.")
 
