@@ -135,7 +135,8 @@ def train_st(cfg: dict[str, Any], corpus, held_out: set[str], out: Path) -> tupl
     enc.save(out / "model")
     stats = sampler_holder[0].samplers[0].stats.to_dict()
     del torch
-    return out / "model", seconds, {"sampler_stats": stats, "rows": len(rows), "train_pairs": len(train)}
+    # batches drawn, prefetching included (the dataloader may draw one or two beyond the last step)
+    return out / "model", seconds, {"sampler_stats_drawn": stats, "rows": len(rows), "train_pairs": len(train)}
 
 
 def evaluate(folder: Path, args: argparse.Namespace) -> dict[str, Any]:

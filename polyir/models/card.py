@@ -255,7 +255,7 @@ def _body(facts: CardFacts) -> str:
     lines = [f"# {facts.model_name}", ""]
     base = facts.base_model
     lines.append(
-        f"A multilingual dense retriever made with [polyir](https://github.com/) from `{base}`"
+        f"A multilingual dense retriever made with polyir from `{base}`"
         + (f" ([{HUB_IDS[base]}](https://huggingface.co/{HUB_IDS[base]}))" if base in HUB_IDS else "")
         + "." if base else "A multilingual dense retriever saved by polyir."
     )
