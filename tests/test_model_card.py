@@ -169,4 +169,5 @@ def test_debiased_model_card_states_the_projection(tiny, tmp_path):
     polyir.debias(str(tiny["model"]), texts, output=tmp_path / "deb")
     card = _card(tmp_path / "deb")
     assert "debiased" in card.data.tags and card.data.model_name == "deb"
-    assert "Method `subspace` (rank 2)" in card.text
+    line = next(x for x in card.text.splitlines() if x.startswith("Method `subspace` (rank 2"))
+    assert all(lang in line for lang in LANGS)  # the fitting languages, from polyir_debias.json

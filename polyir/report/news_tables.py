@@ -130,6 +130,8 @@ def afriqa_pivot(d: dict[str, Any]) -> str:
 
 DISPLAY_METRIC = {"cr_map": "Cr.", "mul_map": "Mul.", "mo_map": "Mo."}
 
+NEWS_ADAPT_ROWS = (("base", "base"), ("monolingual", "monolingual, news-adapted"),
+                   ("crosslingual", "crosslingual, news-adapted"), ("hybrid", "hybrid α = 0.5, news-adapted"))
 NEWS_ADAPT_COLUMNS = (("guard:ntrex-sentences", "cr_map", "NTREX sent. Cr."),
                       ("guard:ntrex-sentences", "mul_map", "NTREX sent. Mul."),
                       ("guard:ntrex-sentences", "cr_top1_non_en", "top-1 non-en"),
@@ -146,7 +148,7 @@ def news_adapt(summary: dict[str, Any]) -> str:
     cols = [(next(lab for lab in labels if lab.startswith(prefix)), metric, title)
             for prefix, metric, title in NEWS_ADAPT_COLUMNS if any(lab.startswith(prefix) for lab in labels)]
     rows = [[name, *(_cell(summary["results"][lab][key], m) for lab, m, _ in cols)]
-            for key, name in LOW_RESOURCE_ROWS if key in summary["results"][cols[0][0]]]
+            for key, name in NEWS_ADAPT_ROWS if key in summary["results"][cols[0][0]]]
     return markdown_rows(["row", *(t for _, _, t in cols)], "l" + "r" * len(cols), rows)
 
 
