@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from polyir.data.jsonl import _lines, corpus_name
+from polyir.data.jsonl import _lines, corpus_name, json_object
 from polyir.data.records import read_utf8
 from polyir.data.types import Candidate, ParallelPair, ParallelQACorpus, QAEntry, Query, RetrievalTask
 from polyir.errors import DataFormatError, DatasetNotFoundError, PolyirError, UnknownLanguageError
@@ -131,13 +131,7 @@ def _jsonl_rows(path: Path) -> Iterator[Row]:
         if not line.strip():
             continue
         where = f"{path}: line {lineno}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataFormatError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(record, dict):
-            raise DataFormatError(f"{where}: expected a JSON object, got {type(record).__name__}")
-        yield where, record
+        yield where, json_object(line, where)
 
 
 def _csv_rows(path: Path, delimiter: str) -> tuple[list[str], Iterator[Row]]:

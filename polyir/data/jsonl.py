@@ -115,14 +115,20 @@ def _parse_entry(raw: Any, where: str) -> QAEntry:
     return QAEntry(query=query, positive=positive, context=context, negatives=tuple(negatives))
 
 
-def parse_json_record(text: str, where: str, allowed: Iterable[str]) -> dict[str, Any]:
-    """One JSONL line as a JSON object with only ``allowed`` keys; errors name ``where``."""
+def json_object(text: str, where: str) -> dict[str, Any]:
+    """One JSONL line as a JSON object (any keys); errors name ``where``."""
     try:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataFormatError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(record, dict):
         raise DataFormatError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+def parse_json_record(text: str, where: str, allowed: Iterable[str]) -> dict[str, Any]:
+    """One JSONL line as a JSON object with only ``allowed`` keys; errors name ``where``."""
+    record = json_object(text, where)
     allowed = list(allowed)
     unknown = sorted(set(record) - set(allowed))
     if unknown:

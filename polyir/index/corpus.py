@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from polyir.data.jsonl import _lines, parse_json_record
+from polyir.data.jsonl import _lines, json_object, parse_json_record
 from polyir.errors import DataFormatError, EmptySelectionError, PolyirError
 from polyir.languages import canonical_code, is_language_code, parse_languages, select_languages
 
@@ -119,7 +119,7 @@ def _parse_line(path: Path, lineno: int, line: str, fields: CorpusFields = Corpu
     if f.strict:
         record = parse_json_record(line, where, f.keys)
     else:
-        record = _json_object(line, where)
+        record = json_object(line, where)
     _check_unicode(where, record, tuple(k for k in (f.id, f.text, f.title) if k), f.metadata)
     pid = record.get(f.id)
     if isinstance(pid, int) and not isinstance(pid, bool):
@@ -155,17 +155,6 @@ def _parse_line(path: Path, lineno: int, line: str, fields: CorpusFields = Corpu
         used = {k for k in (f.id, f.text, f.title, f.metadata, f.language if language is None else None) if k}
         metadata = {**{k: v for k, v in record.items() if k not in used}, **metadata}
     return Passage(id=pid, language=lang, text=text, title=title, metadata=metadata)
-
-
-def _json_object(line: str, where: str) -> dict[str, Any]:
-    """One JSONL line as a JSON object (any keys)."""
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(record, dict):
-        raise DataFormatError(f"{where}: expected a JSON object, got {type(record).__name__}")
-    return record
 
 
 def corpus_files(path: Path) -> list[Path]:
