@@ -76,6 +76,20 @@ def build_tiny_model_dir(
 _TOPICS = ["cat", "dog", "park", "rome", "berlin", "paris", "madrid", "river", "city", "emperor"]
 
 
+def build_tiny_lareqa_world(root: Path, languages: Iterable[str] = ("en", "de", "es"), **model_options: Any) -> dict[str, Path]:
+    """A tiny MLQA-R (8 paragraphs, for training) and XQuAD-R (3, for testing) under ``root/data``, and a
+    tiny BERT knowing every word of them: ``{"root", "data", "model"}``."""
+    import re
+
+    languages = list(languages)
+    write_tiny_lareqa(root / "data" / "mlqa-r", languages, n_paragraphs=8)
+    write_tiny_lareqa(root / "data" / "xquad-r", languages, n_paragraphs=3)
+    text = " ".join(p.read_text(encoding="utf-8") for p in (root / "data").rglob("*.json"))
+    words = sorted(set(re.findall(r"[a-z0-9]+", text.lower())))
+    model = build_tiny_model_dir(root / "bert", words, **{"seed": 0, **model_options})
+    return {"root": root, "data": root / "data", "model": model}
+
+
 def write_tiny_lareqa(
     folder: Path, languages: Iterable[str] = ("en", "de", "es"), n_paragraphs: int = 4
 ) -> dict[str, Path]:

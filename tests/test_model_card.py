@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +18,9 @@ LANGS = ["en", "de", "es"]
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from polyir.testing import build_tiny_model_dir, write_tiny_lareqa
+    from polyir.testing import build_tiny_lareqa_world
 
-    root = tmp_path_factory.mktemp("card")
-    write_tiny_lareqa(root / "data" / "mlqa-r", LANGS, n_paragraphs=8)
-    write_tiny_lareqa(root / "data" / "xquad-r", LANGS, n_paragraphs=3)
-    text = " ".join(p.read_text(encoding="utf-8") for p in (root / "data").rglob("*.json"))
-    words = sorted(set(re.findall(r"[a-z0-9]+", text.lower())))
-    return {"root": root, "data": root / "data", "model": build_tiny_model_dir(root / "bert", words, seed=0)}
+    return build_tiny_lareqa_world(tmp_path_factory.mktemp("card"), LANGS)
 
 
 @pytest.fixture(scope="module")

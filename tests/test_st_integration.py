@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +29,10 @@ BATCH = 4
 def tiny(tmp_path_factory):
     """A tiny LAReQA corpus (train) and task (test), and a tiny BERT knowing their words."""
     from polyir.data.registry import load_corpus, load_task
-    from polyir.testing import build_tiny_model_dir, write_tiny_lareqa
+    from polyir.testing import build_tiny_lareqa_world
 
-    root = tmp_path_factory.mktemp("st")
-    write_tiny_lareqa(root / "data" / "mlqa-r", LANGS, n_paragraphs=8)
-    write_tiny_lareqa(root / "data" / "xquad-r", LANGS, n_paragraphs=3)
-    text = " ".join(p.read_text(encoding="utf-8") for p in (root / "data").rglob("*.json"))
-    words = sorted(set(re.findall(r"[a-z0-9]+", text.lower())))
-    model_dir = build_tiny_model_dir(root / "bert", words, seed=0, dropout=0.0)
+    world = build_tiny_lareqa_world(tmp_path_factory.mktemp("st"), LANGS, dropout=0.0)
+    root, model_dir = world["root"], world["model"]
     corpus = load_corpus("mlqa-r", data_dir=root / "data", languages=LANGS, download=False)
     task = load_task("xquad-r", data_dir=root / "data", languages=LANGS, download=False)
     return {"root": root, "model_dir": model_dir, "corpus": corpus, "task": task}
