@@ -221,6 +221,14 @@ CASES: list[Case] = [
          "invalid experiment config: alphas.0: Input should be a finite number"),
     Case("experiment", "an empty config file", ("experiment", "--config", "empty.yaml"),
          "config empty.yaml is empty; omit --config to use the packaged default", (files({"empty.yaml": ""}),)),
+    # export, push, data convert
+    Case("export", "an unknown `--backend`", ("export", "{model}", "--backend", "tflite", "-o", "exported"),
+         "unknown --backend 'tflite'; choose one of: onnx, openvino"),
+    Case("push", "a folder that is neither a model nor a run", ("push", "notes", "--repo", "me/x", "--dry-run"),
+         "notes: neither a model folder (modules.json) nor a training run with a best/ model; give e.g. "
+         "runs/hybrid or runs/hybrid/best", (files({"notes/a.txt": "x"}),)),
+    Case("data convert", "an unknown `--to` format", ("data", "convert", "{lareqa}", "--to", "excel", "-o", "conv"),
+         "--to must be one of parallel-jsonl, beir, flagembedding, sentence-transformers, not 'excel'"),
 ]
 
 PLACEHOLDERS = {"model": "MODEL", "news": "NEWS_DIR", "lareqa": "LAREQA_DIR"}
