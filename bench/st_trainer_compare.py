@@ -15,7 +15,6 @@ Both final models (and polyir's best) are evaluated by polyir on XQuAD-R (bf16, 
 setting); the table shows Mo./Cr./Mul. mAP and rank distance, with a paired randomization test of
 sentence-transformers against polyir's final model.
 
-    pip install -c constraints.txt -e ".[bench]"
     POLYIR_DATA_DIR=../shared/data python bench/st_trainer_compare.py            # the full budget
     POLYIR_DATA_DIR=../shared/data python bench/st_trainer_compare.py --max-steps 2 --max-pairs 64 \\
         --batch-size 8 --eval-max-pairs 20 --output /tmp/st-check.json             # a quick check

@@ -6,7 +6,6 @@ prefixes in the text), same learning rate, same precision; the peer is ``Sentenc
 ``MultipleNegativesRankingLoss`` (in-batch negatives, as polyir's InfoNCE). Each row runs in its own
 subprocess so its peak RSS is its own; the first ``--warmup`` steps are not timed.
 
-    pip install -c constraints.txt -e ".[bench]"
     POLYIR_DATA_DIR=../shared/data python bench/train_speed.py --output bench/results/train_speed.json
 """
 
