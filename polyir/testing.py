@@ -90,6 +90,16 @@ def build_tiny_lareqa_world(root: Path, languages: Iterable[str] = ("en", "de", 
     return {"root": root, "data": root / "data", "model": model}
 
 
+def build_tiny_index(folder: Path, encoder: Any, texts: dict[str, list[str]]) -> Path:
+    """An index folder of ``texts`` (language -> passages, ids ``<lang>-<i>``) encoded by ``encoder``."""
+    from polyir.index.corpus import Passage
+    from polyir.index.store import build_index
+
+    passages = [Passage(f"{lang}-{i}", lang, t) for lang, items in texts.items() for i, t in enumerate(items)]
+    build_index(folder, passages, encoder, show_progress=False).index.close()
+    return folder
+
+
 def write_tiny_lareqa(
     folder: Path, languages: Iterable[str] = ("en", "de", "es"), n_paragraphs: int = 4
 ) -> dict[str, Path]:

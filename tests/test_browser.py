@@ -130,15 +130,12 @@ def _start_driver():
 @pytest.fixture(scope="module")
 def base_url(tiny_model_dir, tmp_path_factory):
     pytest.importorskip("fastapi")
-    from polyir.index.corpus import Passage
-    from polyir.index.store import build_index
     from polyir.models.resolve import load_encoder
     from polyir.serve.app import background_server, create_app
+    from polyir.testing import build_tiny_index
 
     encoder = load_encoder(str(tiny_model_dir), device="cpu")
-    passages = [Passage(f"{lang}-{i}", lang, t) for lang, texts in TEXTS.items() for i, t in enumerate(texts)]
-    folder = tmp_path_factory.mktemp("browser") / "idx"
-    build_index(folder, passages, encoder, show_progress=False).index.close()
+    folder = build_tiny_index(tmp_path_factory.mktemp("browser") / "idx", encoder, TEXTS)
     with background_server(create_app(folder, encoder=encoder)) as url:
         yield url
 

@@ -8,10 +8,9 @@ pytest.importorskip("fastapi", reason="fastapi is not installed")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from polyir.index.corpus import Passage  # noqa: E402
-from polyir.index.store import build_index  # noqa: E402
 from polyir.models.resolve import load_encoder  # noqa: E402
 from polyir.serve.app import create_app  # noqa: E402
+from polyir.testing import build_tiny_index  # noqa: E402
 
 TEXTS = {
     "en": ["the cat sat on the mat", "the dog ran in the park", "who was the first emperor of rome", "berlin is a big city"],
@@ -23,9 +22,7 @@ TEXTS = {
 @pytest.fixture(scope="module")
 def client(tiny_model_dir, tmp_path_factory):
     encoder = load_encoder(str(tiny_model_dir), device="cpu")
-    passages = [Passage(f"{lang}-{i}", lang, t) for lang, texts in TEXTS.items() for i, t in enumerate(texts)]
-    folder = tmp_path_factory.mktemp("serve") / "idx"
-    build_index(folder, passages, encoder, show_progress=False).index.close()
+    folder = build_tiny_index(tmp_path_factory.mktemp("serve") / "idx", encoder, TEXTS)
     with TestClient(create_app(folder)) as c:  # the app loads the model recorded in the index itself
         yield c
 

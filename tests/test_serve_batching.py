@@ -12,12 +12,12 @@ import pytest
 pytest.importorskip("fastapi", reason="fastapi is not installed")
 httpx = pytest.importorskip("httpx", reason="httpx is not installed")
 
-from polyir.index.corpus import Passage  # noqa: E402
 from polyir.index.search import search  # noqa: E402
-from polyir.index.store import build_index, open_index  # noqa: E402
+from polyir.index.store import open_index  # noqa: E402
 from polyir.models.resolve import load_encoder  # noqa: E402
 from polyir.serve.app import background_server, create_app  # noqa: E402
 from polyir.serve.batching import QueryBatcher  # noqa: E402
+from polyir.testing import build_tiny_index  # noqa: E402
 
 TEXTS = {
     "en": ["the cat sat on the mat", "the dog ran in the park", "who was the first emperor of rome", "berlin is a big city"],
@@ -52,10 +52,7 @@ class GatedEncoder:
 @pytest.fixture(scope="module")
 def folder(tiny_model_dir, tmp_path_factory):
     encoder = load_encoder(str(tiny_model_dir), device="cpu")
-    passages = [Passage(f"{lang}-{i}", lang, t) for lang, texts in TEXTS.items() for i, t in enumerate(texts)]
-    path = tmp_path_factory.mktemp("batch") / "idx"
-    build_index(path, passages, encoder, show_progress=False).index.close()
-    return path
+    return build_tiny_index(tmp_path_factory.mktemp("batch") / "idx", encoder, TEXTS)
 
 
 def _expected(folder, tiny_model_dir, query, **kw):

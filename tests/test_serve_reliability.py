@@ -15,10 +15,9 @@ pytest.importorskip("fastapi", reason="fastapi is not installed")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from polyir.errors import PolyirError  # noqa: E402
-from polyir.index.corpus import Passage  # noqa: E402
-from polyir.index.store import build_index  # noqa: E402
 from polyir.models.resolve import load_encoder  # noqa: E402
 from polyir.serve.app import background_server, create_app  # noqa: E402
+from polyir.testing import build_tiny_index  # noqa: E402
 
 TEXTS = {"en": ["the cat sat on the mat", "berlin is a big city"], "de": ["der hund", "berlin"], "es": ["el gato", "madrid"]}
 
@@ -26,10 +25,7 @@ TEXTS = {"en": ["the cat sat on the mat", "berlin is a big city"], "de": ["der h
 @pytest.fixture(scope="module")
 def folder(tiny_model_dir, tmp_path_factory):
     encoder = load_encoder(str(tiny_model_dir), device="cpu")
-    passages = [Passage(f"{lang}-{i}", lang, t) for lang, texts in TEXTS.items() for i, t in enumerate(texts)]
-    path = tmp_path_factory.mktemp("serve-rel") / "idx"
-    build_index(path, passages, encoder, show_progress=False).index.close()
-    return path
+    return build_tiny_index(tmp_path_factory.mktemp("serve-rel") / "idx", encoder, TEXTS)
 
 
 @pytest.fixture(scope="module")
