@@ -52,7 +52,10 @@ class _Codes:
     family: str
     tokenizer: Any
 
-    def _setup_codes(self) -> None:
+    def _finish_setup(self, batch_size: int, max_input_length: int, max_new_tokens: int, num_beams: int) -> None:
+        """The generation settings both engines keep, and the family's language codes."""
+        self.batch_size, self.max_input_length = batch_size, max_input_length
+        self.max_new_tokens, self.num_beams = max_new_tokens, num_beams
         self._known = vocabulary_check(self.tokenizer)
         self._marian_tokens = bool(language_tokens(self.tokenizer, self.family))
 
@@ -109,9 +112,7 @@ class Seq2SeqTranslator(_Codes):
         except (OSError, ValueError) as exc:
             raise _load_error(model, exc) from None
         self.precision = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
-        self.batch_size, self.max_input_length = batch_size, max_input_length
-        self.max_new_tokens, self.num_beams = max_new_tokens, num_beams
-        self._setup_codes()
+        self._finish_setup(batch_size, max_input_length, max_new_tokens, num_beams)
 
     def translate(self, sentences: Sequence[str], source: str, target: str) -> list[str]:
         """Translations of ``sentences`` (in order) from ``source`` into ``target``."""
@@ -168,9 +169,7 @@ class CTranslate2Translator(_Codes):
                                                  ctranslate2.get_cuda_device_count() else "cpu",
                                                  compute_type=compute)
         self.precision = precision
-        self.batch_size, self.max_input_length = batch_size, max_input_length
-        self.max_new_tokens, self.num_beams = max_new_tokens, num_beams
-        self._setup_codes()
+        self._finish_setup(batch_size, max_input_length, max_new_tokens, num_beams)
 
     def translate(self, sentences: Sequence[str], source: str, target: str) -> list[str]:
         """Translations of ``sentences`` (in order) from ``source`` into ``target``."""
