@@ -186,6 +186,7 @@ for _name, _what in (
         files=_AFRIQA_FILES,
         **_origin(_sources.AFRIQA),
         pivot_languages=("en", "fr"),
+        queries_of="afriqa" if _name == "afriqa-pivot" else None,
     ))
 
 

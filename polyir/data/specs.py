@@ -47,6 +47,7 @@ class DatasetSpec:
     default_languages: tuple[str, ...] | None = None  # loaded when none are chosen (None: all)
     pivot_languages: tuple[str, ...] = ()  # may be chosen, but have no file of their own
     languages_per_task: int | None = None  # file languages one task holds (None: any number)
+    queries_of: str | None = None  # the dataset whose queries (ids, pool, relevance) this one holds, in other texts
 
     def file_for(self, language: str) -> DataFile:
         """The file holding ``language`` (per-language datasets)."""

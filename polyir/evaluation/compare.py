@@ -129,15 +129,23 @@ def _dataset_name(result: dict[str, Any]) -> str:
     return re.sub(r"\[[^\[\]]*\]$", "", name)
 
 
-# Tasks that hold another task's queries (same ids, pool and relevance) with other query texts: their results
-# pair query by query with that task's (afriqa-pivot: AfriQA's questions in their human en/fr translation).
-QUERY_VARIANT_OF = {"afriqa-pivot": "afriqa"}
+def _queries_of(name: str) -> str:
+    """The dataset whose queries a registered dataset holds in other texts (its spec's ``queries_of``,
+    e.g. afriqa-pivot -> afriqa), else the name itself (also for a path)."""
+    from polyir.data.registry import get_spec
+    from polyir.errors import DatasetNotFoundError
+
+    try:
+        return get_spec(name).queries_of or name
+    except DatasetNotFoundError:
+        return name
 
 
 def query_variants(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether one result's task is a query variant of the other's (see ``QUERY_VARIANT_OF``)."""
+    """Whether the two results' tasks hold the same queries, pool and relevance with other query texts:
+    such results pair query by query."""
     na, nb = _dataset_name(a), _dataset_name(b)
-    return na != nb and QUERY_VARIANT_OF.get(na, na) == QUERY_VARIANT_OF.get(nb, nb)
+    return na != nb and _queries_of(na) == _queries_of(nb)
 
 
 def check_same_dataset(a: dict[str, Any], b: dict[str, Any]) -> None:
