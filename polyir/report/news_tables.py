@@ -75,19 +75,21 @@ def low_resource_pair_counts(summary: dict[str, Any]) -> str:
     """Cross-lingual pairs that gain (↑) or lose (↓) significantly (p < .05, paired randomization test over
     the pair's queries), of all pairs, with the mean change of the pair's mAP; one column per task."""
     tests = summary["pair_tests"]
-    cols = [(title.split(" (")[0], [lab for lab in labels if lab in tests])
-            for title, labels, _ in _columns(summary)]
-    cols = [(t, labs) for t, labs in cols if labs]
-    seen: set[str] = set()
-    cols = [(t, labs) for t, labs in cols if not (tuple(labs) in seen or seen.add(tuple(labs)))]
+    tasks: dict[tuple[str, ...], str] = {}  # a task's labels -> its title without the metric (first column wins)
+    for title, labels, _ in _columns(summary):
+        labs = tuple(lab for lab in labels if lab in tests)
+        if labs:
+            tasks.setdefault(labs, title.split(" (")[0].rsplit(" ", 1)[0])
     rows = []
     for key, name in PAIR_COMPARISONS:
-        if all(key in tests[lab] for _, labs in cols for lab in labs):
-            rows.append([name, *(_pair_cell([tests[lab][key] for lab in labs]) for _, labs in cols)])
-    titles = [t.replace(" Mo.", " (X → X)" if all(p["query"] == p["candidate"] for lab in labs
-                                                  for p in tests[lab][PAIR_COMPARISONS[0][0]]["pairs"]) else "")
-              .replace(" Mul.", "").replace(" Cr.", "") for t, labs in cols]
-    return markdown_rows(["comparison (X → Y pairs)", *titles], "l" + "r" * len(cols), rows)
+        if all(key in tests[lab] for labs in tasks for lab in labs):
+            rows.append([name, *(_pair_cell([tests[lab][key] for lab in labs]) for labs in tasks)])
+
+    def same_language_only(labs: tuple[str, ...]) -> bool:
+        return all(p["query"] == p["candidate"] for lab in labs for p in tests[lab][PAIR_COMPARISONS[0][0]]["pairs"])
+
+    titles = [title + (" (X → X)" if same_language_only(labs) else "") for labs, title in tasks.items()]
+    return markdown_rows(["comparison (X → Y pairs)", *titles], "l" + "r" * len(tasks), rows)
 
 
 def low_resource_by_script(summary: dict[str, Any], label_prefix: str = "ntrex-sentences") -> str:
