@@ -187,15 +187,14 @@ def debiased_encoder(encoder: Encoder, fit: DebiasFit) -> Encoder:
 def save_debiased(encoder: Encoder, fit: DebiasFit, output: Path | str, *, overwrite: bool = False) -> Path:
     """Write the de-biased model folder (built beside ``output``, swapped in when complete)."""
     from polyir.atomic import atomic_folder, write_json, write_with
-    from polyir.models.card import write_model_card
     from polyir.runinfo import versions
 
     with atomic_folder(output, overwrite=overwrite) as staging:
+        # the record first: the model card Encoder.save writes names the fitting source and languages from it
+        write_json(staging / DEBIAS_FILE, {**fit.record(), "base_model": encoder.spec, "versions": versions()})
         debiased_encoder(encoder, fit).save(staging)
         if fit.method == "center":
             write_with(staging / MEANS_FILE, lambda fh: np.save(fh, fit.means.astype(np.float32)))
-        write_json(staging / DEBIAS_FILE, {**fit.record(), "base_model": encoder.spec, "versions": versions()})
-        write_model_card(staging)  # again, now that the card can name the fitting source and languages
     return Path(output)
 
 
