@@ -200,6 +200,54 @@ def test_unpinned_file_is_downloaded_and_kept_as_fetched(env: dict[str, Path],
     assert calls == [URL.format(lang="de")] and got["de"].read_bytes() == b"whatever the pinned commit holds"
 
 
+def test_downloads_go_through_pooch(env: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+                                   capfd: pytest.CaptureFixture[str]) -> None:
+    """pooch.retrieve fetches (through _open_url) and checks: wrong bytes are refused and leave nothing,
+    the published bytes land at the target with a file's usual permissions, and pooch prints nothing."""
+    import os
+
+    import pooch
+
+    real, seen = pooch.retrieve, []
+
+    def spy(url: str, known_hash: str | None = None, fname: str | None = None, path: object = None,
+            **kwargs: object) -> str:
+        seen.append((url, known_hash, fname, Path(str(path))))
+        return real(url, known_hash=known_hash, fname=fname, path=path, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pooch, "retrieve", spy)
+    url, target = URL.format(lang="en"), env["cache"] / "tiny" / "en.json"
+    expected = ("sha256:" + hashlib.sha256(DOCS["en"]).hexdigest(), "en.json", target.parent)
+    calls: list[str] = []
+    serve(monkeypatch, {url: b'{"data": []}'}, calls)  # not the published bytes
+    with pytest.raises(DataFormatError, match="sha256 mismatch after download") as err:
+        resolve_files("tiny", languages=["en"])
+    assert url in str(err.value) and hashlib.sha256(b'{"data": []}').hexdigest() in str(err.value)
+    assert not target.exists() and list(target.parent.iterdir()) == []
+    serve(monkeypatch, {url: DOCS["en"]}, calls)
+    assert resolve_files("tiny", languages=["en"]) == {"en": target}
+    assert target.read_bytes() == DOCS["en"] and [p.name for p in target.parent.iterdir()] == ["en.json"]
+    assert calls == [url, url] and seen == [(url, *expected)] * 2
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not the 0600 of pooch's temporary file
+    assert capfd.readouterr().err == ""  # pooch logs downloads at INFO level; polyir keeps it quiet
+
+
+def test_full_disk_during_download_is_one_output_error(env: dict[str, Path],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from polyir.atomic import OutputError
+    from polyir.testing import full_disk_open
+
+    serve(monkeypatch, {URL.format(lang="en"): DOCS["en"]}, [])
+    monkeypatch.setattr(registry, "open", full_disk_open(), raising=False)
+    target = env["cache"] / "tiny" / "en.json"
+    with pytest.raises(OutputError, match="No space left on device") as err:
+        resolve_files("tiny", languages=["en"])
+    assert str(target) in str(err.value)
+    assert not target.exists() and list(target.parent.iterdir()) == []
+
+
 def test_default_languages_and_optional_files_in_status(env: dict[str, Path],
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     spec = registry.get_spec("tiny")

@@ -9,8 +9,8 @@ Where each file is looked for, in order:
 
 1. ``data_dir`` (the CLI's ``--data-dir``) or else ``$POLYIR_DATA_DIR``: ``<dir>/<relative path>``;
 2. the user cache ``cache_dir()/"data"/<relative path>``;
-3. a download from the public URL into the cache (to a temporary file, sha256 checked, then renamed;
-   a mismatch deletes the temporary file and raises ``DataFormatError``).
+3. a download from the public URL into the cache, fetched by ``pooch`` (to a temporary file, sha256
+   checked, then renamed; a mismatch deletes the temporary file and raises ``DataFormatError``).
 
 Local files are checksummed only when asked (``verify=True``); downloads always are, except files
 whose sha256 polyir does not know (``DataFile.sha256 == ""``: NTREX-128 languages never copied to
@@ -24,14 +24,19 @@ hold a fixed number of file languages per task (``languages_per_task``: one MAFA
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from polyir.atomic import atomic_open
+import pooch
+
+from polyir.atomic import OutputError
 from polyir.data import catalog as _catalog  # noqa: F401  (registers the built-in datasets)
 from polyir.data import formats as _formats
 from polyir.data import sources as _sources
@@ -97,39 +102,107 @@ def _open_url(url: str, timeout: float) -> IO[bytes]:
 
 
 class _NetworkFailed(Exception):
-    """A read from the network failed mid-download (carried past atomic_open, which reports write errors)."""
+    """Opening or reading the URL failed (carried out of pooch, then re-raised as the original error)."""
+
+
+class _Downloader:
+    """pooch's ``downloader``: streams :func:`_open_url` into the temporary file pooch names, fsyncs it,
+    and keeps the sha256 it read (for the mismatch message). Write errors are an ``OutputError`` naming
+    the final ``target``, network errors a ``_NetworkFailed``."""
+
+    def __init__(self, target: Path, timeout: float) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.sha256: str | None = None  # set once the whole file is written
+
+    def __call__(self, url: str, output_file: str, pooch_instance: object) -> None:
+        digest = hashlib.sha256()
+        try:
+            response = _open_url(url, self.timeout)
+        except OSError as exc:
+            raise _NetworkFailed from exc
+        with response:
+            try:  # pooch's temporary file is private (0600): make it anew, so the file gets the
+                os.unlink(output_file)  # permissions of any file polyir writes (0666 less the umask)
+                out = open(output_file, "xb")
+            except OSError as exc:
+                raise _write_error(self.target, exc) from exc
+            with out:
+                while True:
+                    try:
+                        chunk = response.read(_CHUNK)
+                    except OSError as exc:
+                        raise _NetworkFailed from exc
+                    if not chunk:
+                        break
+                    digest.update(chunk)
+                    try:
+                        out.write(chunk)
+                    except OSError as exc:
+                        raise _write_error(self.target, exc) from exc
+                try:  # on disk before pooch renames it onto the target (as polyir.atomic does)
+                    out.flush()
+                    os.fsync(out.fileno())
+                except OSError as exc:
+                    raise _write_error(self.target, exc) from exc
+        self.sha256 = digest.hexdigest()
+
+
+def _write_error(target: Path, exc: OSError) -> OutputError:
+    """``OutputError`` for a failed write of ``target`` (the OS reason, as ``polyir.atomic`` words it)."""
+    cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else None
+    reason = exc.strerror or (cause.strerror if cause is not None else None) or exc.__class__.__name__
+    return OutputError(f"cannot write {target}: {reason}")
+
+
+@contextmanager
+def _quiet_pooch() -> Iterator[None]:
+    """pooch logs every download to stderr at INFO level; polyir's downloads stay silent, as before."""
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def download_file(url: str, target: Path, sha256: str, *,
                   timeout: float = DOWNLOAD_TIMEOUT) -> Path:
-    """Fetch ``url`` into ``target`` through :func:`polyir.atomic.atomic_open` (a temporary file, renamed
-    when complete); keep it only if its sha256 matches (``sha256 == ""``: a file polyir has no checksum
-    for, kept as fetched).
+    """Fetch ``url`` into ``target`` with ``pooch.retrieve``: the bytes go to a temporary file beside
+    ``target`` (written by :class:`_Downloader`, fsynced), pooch checks its sha256 and renames it onto
+    ``target`` only when it matches (``sha256 == ""``: a file polyir has no checksum for, kept as
+    fetched). A ``target`` already there and matching (any, when unpinned) is kept without a download.
 
     Network failures propagate as ``OSError``/``URLError`` (the caller decides what they mean); a full
     or read-only disk is an ``OutputError``; a checksum mismatch discards the download and raises
     ``DataFormatError``. In every failure ``target`` is left as it was.
     """
-    digest = hashlib.sha256()
+    target = Path(target)
     try:
-        with _open_url(url, timeout) as response, atomic_open(target, "wb") as out:
-            while True:
-                try:
-                    chunk = response.read(_CHUNK)
-                except OSError as exc:
-                    raise _NetworkFailed from exc
-                if not chunk:
-                    break
-                digest.update(chunk)
-                out.write(chunk)
-            got = digest.hexdigest()
-            if sha256 and got != sha256:
-                raise DataFormatError(
-                    f"{url}: sha256 mismatch after download (expected {sha256}, got {got});"
-                    " the download was discarded"
-                )
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create folder {target.parent}: {exc.strerror or exc.__class__.__name__}") from exc
+    if target.is_dir():
+        raise OutputError(f"cannot write {target}: it is a directory")
+    fetch = _Downloader(target, timeout)
+    try:
+        with _quiet_pooch():
+            pooch.retrieve(url, known_hash=f"sha256:{sha256}" if sha256 else None, fname=target.name,
+                           path=target.parent, downloader=fetch)
     except _NetworkFailed as failed:
         raise failed.__cause__ from None  # type: ignore[misc]
+    except ValueError as exc:
+        if fetch.sha256 is None or fetch.sha256 == sha256:
+            raise  # not pooch's checksum verdict
+        raise DataFormatError(
+            f"{url}: sha256 mismatch after download (expected {sha256}, got {fetch.sha256});"
+            " the download was discarded"
+        ) from None
+    except OutputError:
+        raise
+    except OSError as exc:  # pooch's temporary file or rename (permissions, disk)
+        raise _write_error(target, exc) from exc
     return target
 
 
