@@ -67,16 +67,12 @@ register(DatasetSpec(
     kind="miracl",
     languages=_miracl.MIRACL_LANGUAGES,
     files=tuple(
-        DataFile(path=f"miracl/{name_of(lang)}", url=url_of(lang), sha256=sha, language=lang,
-                 size=size, role=role)
-        for lang, (t_sha, t_size, q_sha, q_size) in _miracl.DEV_FILES.items()
-        for role, name_of, url_of, sha, size in (
-            ("topics", _miracl.topics_name, _miracl.topics_url, t_sha, t_size),
-            ("qrels", _miracl.qrels_name, _miracl.qrels_url, q_sha, q_size),
-        )
+        _from_table(_miracl.SOURCE, f"miracl/{name_of(lang)}", lang, role)
+        for lang in _miracl.MIRACL_LANGUAGES
+        for role, name_of in (("topics", _miracl.topics_name), ("qrels", _miracl.qrels_name))
     ),
-    license="Apache-2.0 (MIRACL); passages are Wikipedia text (CC BY-SA)",
-    source="huggingface.co/datasets/miracl/miracl (main)",
+    license=_miracl.SOURCE.license,
+    source=_miracl.SOURCE.label,
     homepage="https://github.com/project-miracl/miracl",
 ))
 

@@ -23,7 +23,9 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
+from polyir.data import sources as _sources
 from polyir.data.jsonl import _lines, parse_json_record
 from polyir.errors import DataFormatError, DatasetNotFoundError, UnknownLanguageError
 
@@ -33,50 +35,30 @@ MIRACL_LANGUAGES = (
     "yo", "zh",
 )
 
-TOPICS_HF = "https://huggingface.co/datasets/miracl/miracl"
 CORPUS_HF = "https://huggingface.co/datasets/miracl/miracl-corpus"
 
-#: sha256 and size in bytes of the dev topics and qrels, per language:
-#: (topics sha256, topics bytes, qrels sha256, qrels bytes). Computed from the copies in
-#: ../shared/data/miracl (castorini/anserini-tools @ 5b819c1a, byte-identical to miracl/miracl).
-DEV_FILES: dict[str, tuple[str, int, str, int]] = {
-    "ar": ("10b534b889ec46e23df478eee09410ef2880d90d419644dfed5d05d39b57ece0", 174692,
-           "3670a7804dedd5a602dad0661f6adb1e65b197829d5571f428e0af7fc46aa313", 572724),
-    "bn": ("46fbf50f1f3972b6908543bad6b6dfc60a75eec80d54aae603efd884ba608d2f", 53473,
-           "0aab3bcb0bbc5d3e5ed1566a9e3965800239438b5b5f68d5b6bb4acb7f0fec0e", 75970),
-    "de": ("6b66ec2cfb4af383e6fe18a08899bfa3a0deeb5e6010758743fa93ab598321c9", 17620,
-           "5d4a0d7ac42c7839a0513ba6deb6b27fc62803f318be8a7c411e10dbbde7578c", 77351),
-    "en": ("25d9e6d17656674fd7aa3b67ee912c71545e664a842b147bfc17e9ff391db3da", 36782,
-           "a0af836c300e85088c4d73449492e2378280f967cac032853c9e11f3bc8a8d81", 167817),
-    "es": ("5e93b5a1cea22a44912e6ad242147c58719dd8ce4bb6304264a53876b70e65ac", 39616,
-           "2d9441de1e25d7d2faf54f757db618ad5a2927337862a367f1a60e87ef7e40b2", 157701),
-    "fa": ("df0ece36ab8048f765aa0bb2dde948f5c764cc25bdfc09fb1f5317ef24ff8b49", 54322,
-           "3cec8ea8fb1f056110e5282df3aa37e14fb5f44c6f885528b6072c0243c1efc4", 157653),
-    "fi": ("71766986e9bef80118d60b989bdbd3ed965a845db6986847cbfd791fa00990b3", 58112,
-           "4e534e96878729bd2566233d7499c991463052d91d34738dfe84d79f110255cd", 226188),
-    "fr": ("dd471f3a0a594d212b30495f8b1d9759451aea399b44e02de6ca9c5550930106", 19375,
-           "823e8f6fd297064d67efe37991cd3953414dc040c290f249b0895925f03509ad", 84975),
-    "hi": ("94bed8e649806246f59edfb6434ea0c59920a44f2f60a56e01d205c6bf58ef60", 52022,
-           "4cec99e7012ffca7fd129eeea01f37984bb21702706a8398208e8fba1c14e963", 79771),
-    "id": ("c5d9d5de2913beeb003ee0ef63e4537c2f632940ed077bfb2e9e8a3b5943096d", 42043,
-           "6270863499b1be946be0883e8815b52ffb21e56181e9dc67596eaeb61494a61c", 176946),
-    "ja": ("1904b9bf0fc52e1b684daa7539b2bcfdd90122e603ffbcf6b5065a0e210525b0", 50019,
-           "1e2a60ba96b889bd076adea950e7e83a2d083f671955a5ab3e9bdc332b492e5f", 160882),
-    "ko": ("a365552cfc997a8915e948a3b5994883f641e7c3f12b6af87bbfaf89729e32a8", 12597,
-           "88827ccc5b64e531b25f70eef30202d33daa9bfa3ac8cceadf5cdbd5ca5034df", 55675),
-    "ru": ("91a7c3b6d21f79a12b5330f0a62811962f9370a0bf539cba8b3fecaa095f0616", 108525,
-           "f877b43c7f53b76aab25e406e5a607ef1c5adba4ffaa11e1b252a4326735a19b", 255921),
-    "sw": ("15cde3f614cb75b3106fb4606a16162140ee157da22c4a57aae756571788b722", 21465,
-           "a1e6438ac732dabd9a24fd5c8dfc0c64168aea81ff477d8b1986fde5ad193a63", 89581),
-    "te": ("3ac8a9a20bdf93ffcc36d554a5fff76ec4435131ae995010814df5881fff07d6", 90134,
-           "576a7ded402697a7bb521b4b8bb1a27806b927556001450405d3a5b85590a0c9", 28814),
-    "th": ("6ef23316d1224d9fef9e3f8bc2fdf527dad1a3bba98657617398c226503f5a46", 94299,
-           "81097e891775f67a9b98d41309f9c452dc4e09572b0cbf4952d4107ed0fe1407", 139845),
-    "yo": ("b24558e43e1965d5cfe7440a5bf3bf66d70529474ff76e64bfa72026129b2d2e", 5983,
-           "39a219ef0b593f6056e4ad1d65b9c03345730efa5107f0abd4a4a44ef2f6f0d2", 24820),
-    "zh": ("5b284a9aabf08bb2d1c88ed7ea276025c9d23846457c5350dc8d391b5e0d0a13", 16903,
-           "5546474d3dc8139014e6571e9f4041848bb0a314ca6d2d4bac708174d71c59eb", 94140),
-}
+@dataclass(frozen=True)
+class HubSource(_sources.Source):
+    """A data folder from a Hugging Face dataset repository (``repository``) at a revision (``commit``)."""
+
+    def url(self, source_path: str) -> str:
+        """Public download URL of a file of the revision."""
+        return f"https://huggingface.co/datasets/{self.repository}/resolve/{self.commit}/{quote(source_path)}"
+
+    @property
+    def label(self) -> str:
+        """``huggingface.co/datasets/owner/name (revision)`` as shown in ``polyir data list``."""
+        return f"huggingface.co/datasets/{self.repository} ({self.commit})"
+
+    @property
+    def homepage(self) -> str:
+        return f"https://huggingface.co/datasets/{self.repository}"
+
+
+#: Where the dev topics and qrels come from: ``miracl/miracl`` at revision ``main``. Their sha256 and
+#: size are rows of ``polyir/resources/sources.csv`` (path ``miracl/<file name>``, ``source_path`` the
+#: file's path in the dataset repository), read by ``polyir.data.catalog``.
+SOURCE = HubSource("miracl", "miracl/miracl", "main", "Apache-2.0 (MIRACL); passages are Wikipedia text (CC BY-SA)")
 
 
 def topics_name(lang: str, split: str = "dev") -> str:
@@ -89,14 +71,24 @@ def qrels_name(lang: str, split: str = "dev") -> str:
     return f"qrels.miracl-v1.0-{lang}-{split}.tsv"
 
 
+def topics_source_path(lang: str, split: str = "dev") -> str:
+    """Path of a language's topics in the ``miracl/miracl`` dataset repository."""
+    return f"miracl-v1.0-{lang}/topics/{topics_name(lang, split)}"
+
+
+def qrels_source_path(lang: str, split: str = "dev") -> str:
+    """Path of a language's qrels in the ``miracl/miracl`` dataset repository."""
+    return f"miracl-v1.0-{lang}/qrels/{qrels_name(lang, split)}"
+
+
 def topics_url(lang: str, split: str = "dev") -> str:
     """Public URL of a language's topics in the ``miracl/miracl`` dataset repository."""
-    return f"{TOPICS_HF}/resolve/main/miracl-v1.0-{lang}/topics/{topics_name(lang, split)}"
+    return SOURCE.url(topics_source_path(lang, split))
 
 
 def qrels_url(lang: str, split: str = "dev") -> str:
     """Public URL of a language's qrels in the ``miracl/miracl`` dataset repository."""
-    return f"{TOPICS_HF}/resolve/main/miracl-v1.0-{lang}/qrels/{qrels_name(lang, split)}"
+    return SOURCE.url(qrels_source_path(lang, split))
 
 
 def corpus_folder_name(lang: str) -> str:
