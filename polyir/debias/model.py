@@ -6,12 +6,11 @@ unchanged. ``center`` needs each text's language, so it is kept beside the weigh
 (``language_means.npy``) and applied by polyir's encoder where languages are known (evaluation tasks);
 commands that cannot know a query's language (index, search, serve) refuse such a model clearly.
 The folder's ``polyir_debias.json`` records the fitting source, languages, counts, rank, side, the
-base model's fingerprint and the singular values.
+base model's fingerprint and the singular values (read by ``polyir.debias_record.read_debias_record``).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +26,9 @@ from polyir.debias.projection import (
     language_means,
 )
 from polyir.debias.source import FitTexts
+from polyir.debias_record import DEBIAS_FILE, MEANS_FILE, read_debias_record
 from polyir.errors import PolyirError
 from polyir.models.encoder import Encoder, Precision, _st_modules
-
-DEBIAS_FILE = "polyir_debias.json"
-MEANS_FILE = "language_means.npy"
 
 
 @dataclass(frozen=True)
@@ -196,17 +193,6 @@ def save_debiased(encoder: Encoder, fit: DebiasFit, output: Path | str, *, overw
         if fit.method == "center":
             write_with(staging / MEANS_FILE, lambda fh: np.save(fh, fit.means.astype(np.float32)))
     return Path(output)
-
-
-def read_debias_record(folder: Path | str) -> dict[str, Any] | None:
-    """The folder's ``polyir_debias.json`` (None when the model has no de-biasing map)."""
-    path = Path(folder) / DEBIAS_FILE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise PolyirError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
 
 
 def attach_centering(encoder: Encoder, folder: Path | str) -> Encoder:

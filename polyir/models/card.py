@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from polyir.debias_record import read_debias_record
 from polyir.errors import PolyirError
 
 __all__ = ["CardFacts", "gather_facts", "render_card", "write_model_card", "write_saved_card", "CARD_FILE"]
@@ -150,7 +151,7 @@ def validation_facts(run_dir: Path, which: str) -> dict[str, Any] | None:
 
 def projection_facts(folder: Path, encoder: Any = None) -> dict[str, Any] | None:
     """The de-biasing map: the folder's ``polyir_debias.json``, else what the encoder carries."""
-    record = _read_json(folder / "polyir_debias.json")
+    record = read_debias_record(folder)
     if record is not None:
         keys = ("method", "rank", "languages", "source", "side", "base_model")
         return {k: record.get(k) for k in keys if record.get(k) is not None}
