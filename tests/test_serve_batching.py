@@ -1,5 +1,6 @@
 """The server batches concurrent queries: one encoder call for the queries that arrive together, over
-real HTTP, with the same hits as unbatched searches."""
+real HTTP, with the same hits as unbatched searches; ``polyir serve --max-batch/--max-wait-ms`` set the
+batching (checked, shown in --help, reported by /health)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 pytest.importorskip("fastapi", reason="fastapi is not installed")
 httpx = pytest.importorskip("httpx", reason="httpx is not installed")
 
+from polyir.errors import PolyirError  # noqa: E402
 from polyir.index.search import search  # noqa: E402
 from polyir.index.store import open_index  # noqa: E402
 from polyir.models.resolve import load_encoder  # noqa: E402
@@ -114,3 +116,125 @@ def test_batcher_hands_errors_to_each_caller_and_closes(tiny_model_dir):
         batcher.submit("y")
     with pytest.raises(ValueError, match="max_batch"):
         QueryBatcher(Failing(), max_batch=0)
+
+
+# ---------------------------------------------------------------------------- polyir serve --max-batch / --max-wait-ms
+
+
+def _cli_app(folder, monkeypatch, gated, *args):
+    """The app ``polyir serve FOLDER ARGS`` would run, with its encoder wrapped in ``gated`` (uvicorn not started)."""
+    import typer
+    import uvicorn
+    from typer.testing import CliRunner
+
+    import polyir.index.store as store
+    from polyir.commands.index import serve_command
+
+    made = {}
+    real_load = store.load_index_encoder
+
+    def load_wrapped(index, model=None, *, device="cpu"):
+        gated.encoder = real_load(index, model, device=device)
+        return gated
+
+    monkeypatch.setattr(store, "load_index_encoder", load_wrapped)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: made.update(app=app, **kw))
+    cli = typer.Typer()
+    cli.command()(serve_command)
+    res = CliRunner().invoke(cli, [str(folder), "--port", "0", *args])
+    assert res.exit_code == 0, res.output
+    return made["app"], res.output
+
+
+def _gated_run(app, gated, queries):
+    """The first query held inside the encoder until all the others wait in the queue, then released."""
+    batcher: QueryBatcher = app.state.batcher
+    with background_server(app) as url, httpx.Client(base_url=url, timeout=60) as client, \
+            ThreadPoolExecutor(len(queries)) as pool:
+        first = pool.submit(client.post, "/search", json={"query": queries[0], "k": 3})
+        assert gated.entered.wait(60), "the first query never reached the encoder"
+        rest = [pool.submit(client.post, "/search", json={"query": q, "k": 3}) for q in queries[1:]]
+        assert batcher.wait_for_waiting(len(queries) - 1, timeout=60), "the requests did not all arrive"
+        gated.gate.set()
+        responses = [first.result(), *(f.result() for f in rest)]
+        health = client.get("/health").json()
+    assert [r.status_code for r in responses] == [200] * len(queries)
+    return health
+
+
+@pytest.mark.parametrize(
+    ("max_batch", "sizes"),
+    [
+        (1, [1] * len(QUERIES)),  # one query per encoder call, however many wait
+        (3, [1, 3, 3, 1]),  # the seven that queued behind the first, three at a time
+        (32, [1, len(QUERIES) - 1]),  # all seven in one call
+    ],
+)
+def test_serve_max_batch_sets_how_many_queries_share_an_encoder_call(folder, tiny_model_dir, monkeypatch, max_batch, sizes):
+    gated = GatedEncoder(None)
+    app, output = _cli_app(folder, monkeypatch, gated, "--max-batch", str(max_batch), "--max-wait-ms", "0")
+    assert f"batching up to {max_batch} queries, waiting at most 0 ms" in output
+    health = _gated_run(app, gated, QUERIES)
+    assert [len(c) for c in gated.calls] == sizes
+    assert sorted(t for c in gated.calls for t in c) == sorted(QUERIES)
+    b = health["batching"]
+    assert b["max_batch"] == max_batch and b["max_wait_ms"] == 0
+    assert b["encoder_calls"] == len(sizes) and b["queries"] == len(QUERIES) and b["largest_batch"] == max(sizes)
+
+
+def test_serve_defaults_are_reported_by_health(folder, monkeypatch):
+    gated = GatedEncoder(None)
+    gated.gate.set()
+    app, _ = _cli_app(folder, monkeypatch, gated)
+    with background_server(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        assert client.post("/search", json={"query": "der hund"}).status_code == 200
+        b = client.get("/health").json()["batching"]
+    assert (b["max_batch"], b["max_wait_ms"]) == (32, 5.0)
+    assert b["encoder_calls"] == 1 and b["queries"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-batch", "0"], "error: --max-batch must be an integer of at least 1 (queries per encoder call), not 0"),
+        (["--max-batch", "-4"], "error: --max-batch must be an integer of at least 1 (queries per encoder call), not -4"),
+        (["--max-wait-ms", "-1"], "error: --max-wait-ms must be between 0 and 1000 (milliseconds), not -1"),
+        (["--max-wait-ms", "1000.5"], "error: --max-wait-ms must be between 0 and 1000 (milliseconds), not 1000.5"),
+        (["--max-wait-ms", "nan"], "error: --max-wait-ms must be between 0 and 1000 (milliseconds), not nan"),
+    ],
+)
+def test_serve_refuses_bad_batching_in_one_line_before_loading(tmp_path, monkeypatch, args, message):
+    import typer
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from polyir.commands.index import serve_command
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: pytest.fail("the server must not start"))
+    cli = typer.Typer()
+    cli.command()(serve_command)
+    # the index folder does not exist: the options are checked before it is opened
+    res = CliRunner().invoke(cli, [str(tmp_path / "no-index"), *args])
+    assert res.exit_code == 2
+    assert res.output.strip() == message and "Traceback" not in res.output
+
+
+def test_serve_help_shows_the_batching_options():
+    from typer.testing import CliRunner
+
+    from polyir.cli import app
+
+    res = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+    assert res.exit_code == 0
+    text = " ".join(res.output.split())
+    assert "--max-batch" in text and "[default: 32]" in text
+    assert "--max-wait-ms" in text and "0-1000 ms" in text and "[default: 5.0]" in text
+
+
+def test_create_app_checks_batching_before_opening_the_index(tmp_path):
+    with pytest.raises(PolyirError, match="max_batch must be an integer of at least 1"):
+        create_app(tmp_path / "no-index", max_batch=0)
+    with pytest.raises(PolyirError, match="max_wait_ms must be between 0 and 1000"):
+        create_app(tmp_path / "no-index", max_wait_ms=1001)
+    with pytest.raises(ValueError, match="max_wait_ms"):
+        QueryBatcher(object(), max_wait_ms=float("inf"))

@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from polyir.errors import PolyirError
+from polyir.serve.batching import MAX_BATCH, MAX_WAIT_LIMIT_MS, MAX_WAIT_MS, check_batching
 
 _PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
@@ -188,21 +189,34 @@ def serve_command(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model spec (default: the one recorded in the index)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, mps, auto."),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level (info logs every request)."),
+    max_batch: int = typer.Option(
+        MAX_BATCH, "--max-batch", metavar="N",
+        help="Queries encoded together in one model call, at least 1 (1 = one query at a time)."),
+    max_wait_ms: float = typer.Option(
+        MAX_WAIT_MS, "--max-wait-ms", metavar="MS",
+        help=f"How long a query waits for others to share its model call, 0-{MAX_WAIT_LIMIT_MS:g} ms "
+             "(0 = batch only what is already queued)."),
 ) -> None:
-    """Serve an index over HTTP: POST /search, GET /health, a web page at / and API docs at /docs."""
+    """Serve an index over HTTP: POST /search, GET /health, a web page at / and API docs at /docs.
+
+    Concurrent queries are encoded together: up to --max-batch in one model call, a query waiting at
+    most --max-wait-ms for company. GET /health reports both and the batch sizes seen so far.
+    """
     try:
         import uvicorn
 
         from polyir.index.store import load_index_encoder, open_index
         from polyir.serve.app import create_app
 
+        check_batching(max_batch, max_wait_ms, names=("--max-batch", "--max-wait-ms"))  # before loading anything
         idx = open_index(index)
         try:
             encoder = load_index_encoder(idx, model, device=device)
         finally:
             idx.close()
-        app = create_app(index, encoder=encoder)
+        app = create_app(index, encoder=encoder, max_batch=max_batch, max_wait_ms=max_wait_ms)
     except PolyirError as exc:
         raise _fail(exc) from None
-    Console(stderr=True).print(f"serving {escape(str(index))} on http://{host}:{port}/ (API docs: /docs)")
+    Console(stderr=True).print(f"serving {escape(str(index))} on http://{host}:{port}/ (API docs: /docs; "
+                               f"batching up to {max_batch} queries, waiting at most {max_wait_ms:g} ms)")
     uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from polyir.errors import PolyirError
 from polyir.languages import LANGUAGE_NAMES
-from polyir.serve.batching import MAX_BATCH, MAX_WAIT_MS, QueryBatcher
+from polyir.serve.batching import MAX_BATCH, MAX_WAIT_MS, QueryBatcher, check_batching
 from polyir.serve.page import MAX_K, MAX_QUERY_CHARS, render_page
 
 if TYPE_CHECKING:
@@ -118,7 +118,8 @@ class HealthResponse(BaseModel):
     backend: str
     batching: dict[str, int | float] = Field(
         default_factory=dict,
-        description="Encoder calls, queries encoded, the largest and the mean batch since the server started.")
+        description="The settings (max_batch, max_wait_ms) and what they did since the server started: encoder "
+                    "calls, queries encoded, the largest and the mean batch.")
 
 
 def _readable(errors: list[dict[str, Any]]) -> str:
@@ -203,11 +204,13 @@ def create_app(
 
     The index is validated on load (``open_index``): a damaged one raises here, so no server starts on it.
     Queries arriving together are encoded in one call of at most ``max_batch`` (a lone query waits at
-    most ``max_wait_ms`` for company); ``max_batch=1`` encodes one query at a time.
+    most ``max_wait_ms`` for company); ``max_batch=1`` encodes one query at a time. Both are checked
+    (``max_batch >= 1``, ``0 <= max_wait_ms <= 1000``; else a PolyirError) and reported by ``/health``.
     """
     from polyir.index.search import check_languages, language_counts, search_vector
     from polyir.index.store import load_index_encoder, open_index
 
+    check_batching(max_batch, max_wait_ms)  # a PolyirError before the index or the model is opened
     index = open_index(index_dir)
     try:
         if encoder is None:
@@ -295,8 +298,8 @@ def create_app(
             "model": index.model_spec,
             "fingerprint": index.fingerprint,
             "backend": index.backend_name,
-            "batching": {**batcher.stats.to_dict(), "max_batch": batcher.max_batch,
-                         "max_wait_ms": batcher.max_wait * 1000},
+            "batching": {"max_batch": batcher.max_batch, "max_wait_ms": batcher.max_wait_ms,
+                         **batcher.stats.to_dict()},
         }
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

@@ -16,6 +16,7 @@ encodes while the previous one's queries are searched.
 from __future__ import annotations
 
 import asyncio
+import numbers
 import queue
 import threading
 import time
@@ -23,13 +24,27 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import numpy as np
+from polyir.errors import PolyirError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from polyir.models.encoder import Encoder
 
-MAX_BATCH = 32
-MAX_WAIT_MS = 5.0
+MAX_BATCH = 32  # queries in one encoder call (the default of `polyir serve --max-batch`)
+MAX_WAIT_MS = 5.0  # how long a lone query waits for company (`--max-wait-ms`)
+MAX_WAIT_LIMIT_MS = 1000.0  # the longest wait allowed: beyond it, every lone query is visibly slow
+
+
+def check_batching(max_batch: object, max_wait_ms: object, *, names: tuple[str, str] = ("max_batch", "max_wait_ms")) -> None:
+    """A PolyirError naming the setting unless ``max_batch`` is an integer >= 1 and ``max_wait_ms`` a
+    number in [0, MAX_WAIT_LIMIT_MS]; ``names`` are what the message calls them (CLI flags, say)."""
+    if isinstance(max_batch, bool) or not isinstance(max_batch, numbers.Integral) or max_batch < 1:
+        raise PolyirError(f"{names[0]} must be an integer of at least 1 (queries per encoder call), not {max_batch!r}")
+    if isinstance(max_wait_ms, bool) or not isinstance(max_wait_ms, numbers.Real) \
+            or not 0 <= max_wait_ms <= MAX_WAIT_LIMIT_MS:  # also refuses NaN
+        shown = f"{max_wait_ms:g}" if isinstance(max_wait_ms, float) else repr(max_wait_ms)
+        raise PolyirError(f"{names[1]} must be between 0 and {MAX_WAIT_LIMIT_MS:g} (milliseconds), not {shown}")
 
 
 @dataclass
@@ -61,13 +76,14 @@ class QueryBatcher:
     """
 
     def __init__(self, encoder: Encoder, *, max_batch: int = MAX_BATCH, max_wait_ms: float = MAX_WAIT_MS) -> None:
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be at least 1, not {max_batch}")
-        if max_wait_ms < 0:
-            raise ValueError(f"max_wait_ms must not be negative, not {max_wait_ms}")
+        try:
+            check_batching(max_batch, max_wait_ms)
+        except PolyirError as exc:
+            raise ValueError(str(exc)) from None
         self.encoder = encoder
-        self.max_batch = max_batch
-        self.max_wait = max_wait_ms / 1000.0
+        self.max_batch = int(max_batch)
+        self.max_wait_ms = float(max_wait_ms)
+        self.max_wait = max_wait_ms / 1000.0  # seconds
         self.stats = BatchStats()
         self._queue: queue.Queue[tuple[str, Future] | None] = queue.Queue()
         self._waiting = 0
