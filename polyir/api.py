@@ -80,8 +80,11 @@ def evaluate(
     data_dir: PathLike | None = None,
     max_pairs: int | None = None,
     device: str = "auto",
+    truncate_dim: int | None = None,
 ) -> EvalResult:
-    """LAReQA metrics of ``encoder`` on ``task`` (what ``polyir evaluate`` computes), as an EvalResult."""
+    """LAReQA metrics of ``encoder`` on ``task`` (what ``polyir evaluate`` computes), as an EvalResult.
+
+    ``truncate_dim``: score the first N embedding dimensions, re-normalised (``--truncate-dim``)."""
     from polyir.evaluation.run import EvalOptions, evaluate_encoder
 
     if precision not in ("fp32", "bf16", "fp16", "int8"):
@@ -89,7 +92,8 @@ def evaluate(
     t = load_task(task, languages=languages, data_dir=data_dir, max_pairs=max_pairs)
     enc = load_encoder(encoder, device=device)
     options = EvalOptions(
-        precision=precision, batch_size=batch_size, use_cache=cache, show_progress=progress  # type: ignore[arg-type]
+        precision=precision, batch_size=batch_size, use_cache=cache, show_progress=progress,  # type: ignore[arg-type]
+        truncate_dim=truncate_dim,
     )
     dataset = str(task) if isinstance(task, (str, Path)) else t.name
     try:

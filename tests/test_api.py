@@ -118,6 +118,19 @@ def test_evaluate_equals_evaluate_encoder(doc, world):
     assert base.dataset == task.name and base.model == str(world["model"])
 
 
+def test_evaluate_truncate_dim(world):
+    full = polyir.evaluate(str(world["model"]), str(world["task"]), languages=list(LANGS), device="cpu")
+    same = polyir.evaluate(str(world["model"]), str(world["task"]), languages=list(LANGS), device="cpu",
+                           truncate_dim=32)
+    cut = polyir.evaluate(str(world["model"]), str(world["task"]), languages=list(LANGS), device="cpu",
+                          truncate_dim=8)
+    assert same.metrics == pytest.approx(full.metrics, abs=1e-6)
+    assert (full.raw["config"]["truncate_dim"], same.raw["config"]["truncate_dim"], cut.raw["config"]["truncate_dim"]) == (None, 32, 8)
+    assert cut.per_query["ap_mul"] != pytest.approx(full.per_query["ap_mul"], abs=1e-6)
+    with pytest.raises(PolyirError, match=r"truncate_dim 33 is larger than the model's embedding dimension 32"):
+        polyir.evaluate(str(world["model"]), str(world["task"]), languages=list(LANGS), truncate_dim=33)
+
+
 def test_save_writes_the_cli_outputs_and_load_round_trips(doc):
     path = doc["_work"] / doc["path"]  # save returns the path as given (relative to the docs' folder)
     assert path == doc["_work"] / "results" / "base.json"

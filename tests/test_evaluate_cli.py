@@ -102,6 +102,42 @@ def test_evaluate_unknown_language_and_bad_precision_are_clear(tiny_model_dir, d
     assert res.exit_code == 2 and "precision" in res.output
 
 
+def test_evaluate_truncate_dim(tiny_model_dir, data_dir, tmp_path):
+    """--truncate-dim N scores the first N dimensions re-normalised; N = the model's is no change."""
+    plain = _evaluate(tiny_model_dir, data_dir, tmp_path / "plain.json")
+    full = _evaluate(tiny_model_dir, data_dir, tmp_path / "full.json", "--truncate-dim", "32")  # the tiny BERT's width
+    small = _evaluate(tiny_model_dir, data_dir, tmp_path / "small.json", "--truncate-dim", "4")
+    assert plain["config"]["truncate_dim"] is None
+    assert (full["config"]["truncate_dim"], small["config"]["truncate_dim"]) == (32, 4)
+    assert full["metrics"] == pytest.approx(plain["metrics"], abs=1e-6)
+    assert full["per_query"]["ap_mul"] == pytest.approx(plain["per_query"]["ap_mul"], abs=1e-6)
+    assert small["per_query"]["ap_mul"] != pytest.approx(plain["per_query"]["ap_mul"], abs=1e-6)
+    for bad, words in (("64", ["64", "32"]), ("0", ["0", "32"]), ("-3", ["-3", "32"])):
+        res = runner.invoke(app, ["evaluate", "--model", str(tiny_model_dir), "--data-dir", str(data_dir),
+                                  "--languages", "en", "--truncate-dim", bad, "--no-progress"])
+        assert res.exit_code == 2, res.output
+        line = " ".join(res.output.split())
+        assert "--truncate-dim" in line and all(w in line for w in words), line
+    res = runner.invoke(app, ["evaluate", "--dataset", "miracl", "--truncate-dim", "8"])
+    assert res.exit_code == 2 and "--truncate-dim is for LAReQA-style tasks" in " ".join(res.output.split())
+
+
+def test_truncated_embeddings_are_unit_length_prefixes():
+    import numpy as np
+
+    from polyir.evaluation.run import check_truncate_dim, truncate_embeddings
+
+    x = np.array([[3.0, 4.0, 12.0], [0.0, 0.0, 1.0]], dtype=np.float32)
+    cut = truncate_embeddings(x, 2)
+    np.testing.assert_allclose(cut, [[0.6, 0.8], [0.0, 0.0]], atol=1e-7)  # an all-zero prefix stays zero
+    assert truncate_embeddings(x, None) is x
+    with pytest.raises(PolyirError, match=r"^truncate_dim 4 is larger than the model's embedding dimension 3$"):
+        check_truncate_dim(4, 3)
+    with pytest.raises(PolyirError, match=r"truncate_dim 0: keep at least 1 dimension \(the model has 3\)"):
+        check_truncate_dim(0, 3)
+    check_truncate_dim(3, 3)
+
+
 def test_evaluate_cache_reuses_embeddings(tiny_model_dir, data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("POLYIR_CACHE_DIR", str(tmp_path / "cache"))
     first = _evaluate(tiny_model_dir, data_dir, tmp_path / "1.json", "--cache")

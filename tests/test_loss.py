@@ -181,3 +181,93 @@ def test_gradcache_replays_dropout(tiny_encoder):
         assert any(not torch.allclose(other[n], cached[n], atol=1e-6) for n in cached)
     finally:
         enc.st.eval()
+
+
+# ---------------------------------------------------------------------------- Matryoshka
+
+
+def _step_texts(n_q: int, n_p: int, n_pos: int):
+    from polyir.training.losses import StepTexts
+
+    return StepTexts(None, [""] * n_q, [""] * n_p, n_q, n_p, n_pos)  # type: ignore[arg-type]
+
+
+def test_matryoshka_is_the_weighted_sum_over_truncated_renormalised_embeddings():
+    import torch.nn.functional as F
+
+    from polyir.training.losses import InfoNCE, Matryoshka
+
+    torch.manual_seed(0)
+    q, p = torch.randn(4, 16), torch.randn(6, 16)  # 4 positives, 2 hard negatives
+    texts = _step_texts(4, 6, 4)
+    base = InfoNCE(0.1, symmetric=True)
+    dims, weights = [16, 8, 4], [1.0, 0.5, 2.0]
+    got = Matryoshka(base, dims, weights)(q, p, texts)
+    manual = sum(
+        w * info_nce_loss(F.normalize(q[:, :d], dim=-1), F.normalize(p[:4, :d], dim=-1),
+                          F.normalize(p[4:, :d], dim=-1), temperature=0.1, symmetric=True)
+        for d, w in zip(dims, weights)
+    )
+    assert got.item() == pytest.approx(manual.item(), rel=1e-6)
+    # default weights: 1 each; a smaller cut is another loss
+    unweighted = Matryoshka(base, [16, 4])(q, p, texts)
+    assert unweighted.item() == pytest.approx((base(q, p, texts) + base(q[:, :4], p[:, :4], texts)).item(), rel=1e-6)
+    assert base(q[:, :4], p[:, :4], texts).item() != pytest.approx(base(q, p, texts).item(), rel=1e-3)
+
+
+def test_matryoshka_at_the_full_dimension_is_plain_infonce():
+    from polyir.training.losses import InfoNCE, Matryoshka
+
+    torch.manual_seed(1)
+    q, p = torch.randn(5, 12), torch.randn(5, 12)
+    texts = _step_texts(5, 5, 5)
+    base = InfoNCE(0.05)
+    wrapped = Matryoshka(base, [12])
+    assert torch.equal(wrapped(q, p, texts), base(q, p, texts))
+    assert wrapped.name == "info_nce" and list(wrapped.take_parts()) == ["info_nce@12"]
+    with pytest.raises(ValueError, match="dimension 24 is larger than the embedding's 12"):
+        Matryoshka(base, [24])(q, p, texts)
+
+
+def test_matryoshka_objective_from_the_config_and_its_log_parts():
+    from polyir.training.config import config_from_dict
+    from polyir.training.losses import InfoNCE, Matryoshka, build_objective
+
+    cfg = config_from_dict({"optim": {"temperature": 0.1, "matryoshka_dims": [8, 4], "matryoshka_weights": [1, 0.25]}})
+    objective = build_objective(cfg, cross_device=False, rank=0, device=torch.device("cpu"))
+    (weight, loss), = objective.terms
+    assert weight == 1.0 and isinstance(loss, Matryoshka) and isinstance(loss.loss, InfoNCE)
+    assert (loss.dims, loss.weights) == ([8, 4], [1.0, 0.25])
+    torch.manual_seed(2)
+    q, p = torch.randn(3, 8), torch.randn(3, 8)
+    value = objective(q, p, _step_texts(3, 3, 3))
+    parts = objective.take_parts()
+    assert set(parts) == {"info_nce@8", "info_nce@4"}
+    assert value.item() == pytest.approx(parts["info_nce@8"][0] + 0.25 * parts["info_nce@4"][0], rel=1e-6)
+    plain = build_objective(config_from_dict({}), cross_device=False, rank=0, device=torch.device("cpu"))
+    assert isinstance(plain.terms[0][1], InfoNCE)
+
+
+def test_gradcache_equals_plain_gradients_under_matryoshka(tiny_encoder):
+    from polyir.training.losses import InfoNCE, Matryoshka
+    from polyir.training.trainer import gradcache_backward
+
+    enc = tiny_encoder
+    queries, positives, negatives = _texts(6, 2, 3), _texts(6, 4, 5), _texts(3, 9, 4)
+    passages = positives + negatives
+    texts = _step_texts(6, 9, 6)
+    loss = Matryoshka(InfoNCE(0.05, symmetric=True), [32, 16, 8], [1.0, 1.0, 0.5])
+
+    def loss_fn(q, p):
+        return loss(q, p, texts)
+
+    enc.st.eval()
+    enc.st.zero_grad(set_to_none=True)
+    plain_loss = _plain(enc, queries, passages, loss_fn)
+    plain = _grads(enc)
+    gc_loss = gradcache_backward(enc, queries, passages, loss_fn, chunk_size=4)
+    cached = _grads(enc)
+    assert gc_loss == pytest.approx(plain_loss, abs=1e-5)
+    assert plain.keys() == cached.keys() and len(plain) > 10
+    for name in plain:
+        assert torch.allclose(plain[name], cached[name], atol=1e-5), name

@@ -165,3 +165,55 @@ def test_debiased_model_card_states_the_projection(tiny, tmp_path):
     assert "debiased" in card.data.tags and card.data.model_name == "deb"
     line = next(x for x in card.text.splitlines() if x.startswith("Method `subspace` (rank 2"))
     assert all(lang in line for lang in LANGS)  # the fitting languages, from polyir_debias.json
+
+
+def test_lora_and_matryoshka_cards_name_the_adapter_and_dimensions(tiny, tmp_path):
+    import shutil
+
+    import polyir
+    from polyir.models.card import write_model_card
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = polyir.train({
+            "model": {"spec": str(tiny["model"]), "device": "cpu", "query_max_length": 16, "passage_max_length": 24},
+            "data": {"train": [{"source": "mlqa-r", "languages": LANGS}], "data_dir": str(tiny["data"]),
+                     "download": False},
+            "validation": {"count": 4, "every": 2, "max_loss_batches": 1},
+            "optim": {"lr": 3e-3, "max_steps": 2, "batch_size": 4, "warmup_ratio": 0.0, "precision": "fp32",
+                      "matryoshka_dims": [32, 16], "matryoshka_weights": [1, 0.5]},
+            "adapter": {"kind": "lora", "r": 4, "alpha": 8, "save": "adapter"},
+            "seed": 0, "output_dir": str(tmp_path / "run"), "log_every": 1, "progress": False,
+        })
+    finally:
+        torch.set_num_threads(threads)
+    for name in ("best", "last"):
+        card = _card(result.output_dir / name)
+        assert {"lora", "matryoshka"} <= set(card.data.tags), name
+        text = " ".join(card.text.split())
+        assert ("adapter: LoRA r 4, alpha 8, dropout 0.05, on query, key, value and dense of every encoder layer; "
+                "only the adapter was trained; saved as an adapter") in text
+        assert "Matryoshka: InfoNCE summed over the first 32, 16 dimensions (weights 1, 0.5)" in text
+        assert "This folder holds a LoRA adapter (r 4, alpha 8), not the full weights" in text
+        assert f"base model `{Path(tiny['model']).resolve()}`" in text
+        assert 'truncate_dim=16' in text and "--truncate-dim 16" in text
+    # the same run saved merged: a plain model, so no adapter section (and the training line says merged)
+    merged = tmp_path / "merged-run"
+    (merged / "last").mkdir(parents=True)
+    shutil.copy(result.output_dir / "log.jsonl", merged / "log.jsonl")
+    shutil.copy(result.output_dir / "last" / "polyir_encoder.json", merged / "last" / "polyir_encoder.json")
+    cfg = yaml.safe_load((result.output_dir / "config.yaml").read_text(encoding="utf-8"))
+    cfg["adapter"]["save"] = "merged"
+    (merged / "config.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    write_model_card(merged / "last")
+    text = " ".join(_card(merged / "last").text.split())
+    assert "only the adapter was trained; merged into the weights (a plain model)" in text
+    assert "This folder holds" not in text
+    # without an adapter or Matryoshka dims the card says neither
+    cfg["adapter"] = {"kind": "none"}
+    cfg["optim"]["matryoshka_dims"] = cfg["optim"]["matryoshka_weights"] = None
+    (merged / "config.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    write_model_card(merged / "last")
+    card = _card(merged / "last")
+    assert "adapter:" not in card.text and "Matryoshka" not in card.text and "lora" not in card.data.tags

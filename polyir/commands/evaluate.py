@@ -31,6 +31,7 @@ def evaluate_command(
     trec: Optional[Path] = typer.Option(None, "--trec", help="LAReQA-style tasks: write DIR/qrels.txt and DIR/run.txt (the pooled Mul. ranking) and DIR/by-language/qrels.Y.txt, run.Y.txt (each query's ranking of language Y: Mo., Cr.) as TREC files for ranx / trec_eval (see docs/interop.md)."),
     trec_depth: Optional[int] = typer.Option(None, "--trec-depth", min=1, help="With --trec: keep each query's top N (default: the full ranking, over which LAReQA AP is defined)."),
     trec_gzip: bool = typer.Option(False, "--trec-gzip/--no-trec-gzip", help="With --trec: write run.txt.gz (gzip) instead of run.txt."),
+    truncate_dim: Optional[int] = typer.Option(None, "--truncate-dim", metavar="N", help="Score the first N embedding dimensions, re-normalised (a model trained with optim.matryoshka_dims); recorded in the result's config."),
 ) -> None:
     """Measure a model on a LAReQA-style task: Mo./Cr./Mul. mAP, rank distance, hit@k, X->Y matrix;
     or on MIRACL (--dataset miracl): nDCG@10 and Recall@100 per language."""
@@ -41,6 +42,8 @@ def evaluate_command(
             raise PolyirError("--max-pairs is for LAReQA-style tasks, not MIRACL")
         if trec is not None:
             raise PolyirError("--trec is for LAReQA-style tasks; MIRACL runs are written beside --output (X.runs/)")
+        if truncate_dim is not None:
+            raise PolyirError("--truncate-dim is for LAReQA-style tasks, not MIRACL")
         evaluate_miracl_command(
             model=model, languages=languages, output=output, data_dir=data_dir, corpus=corpus,
             precision=precision, batch_size=batch_size, device=device, cache=cache,
@@ -51,7 +54,7 @@ def evaluate_command(
         raise PolyirError("--corpus is for MIRACL (--dataset miracl)")
     from polyir.data.load import load_task_or_path
     from polyir.evaluation.report import check_outputs, print_summary, write_outputs
-    from polyir.evaluation.run import EvalOptions, evaluate_encoder
+    from polyir.evaluation.run import EvalOptions, check_truncate_dim, evaluate_encoder
     from polyir.languages import parse_languages
     from polyir.models.resolve import load_encoder
 
@@ -70,7 +73,9 @@ def evaluate_command(
     encoder = load_encoder(
         model, device=device, query_max_length=query_max_length, passage_max_length=passage_max_length
     )
-    options = EvalOptions(precision=precision, batch_size=batch_size, use_cache=cache, show_progress=progress)  # type: ignore[arg-type]
+    check_truncate_dim(truncate_dim, encoder.dim, name="--truncate-dim")
+    options = EvalOptions(precision=precision, batch_size=batch_size, use_cache=cache, show_progress=progress,  # type: ignore[arg-type]
+                          truncate_dim=truncate_dim)
     trec_paths: dict[str, Path] = {}
 
     def write_trec(q_emb: Any, c_emb: Any) -> None:

@@ -16,6 +16,7 @@ from polyir.data.types import RetrievalTask
 from polyir.debias.model import apply_matrix, split_projection
 from polyir.evaluation.lareqa import lareqa_metrics
 from polyir.evaluation.pairs import pairs_of_lareqa
+from polyir.errors import PolyirError
 from polyir.evaluation.values import RESULT_FORMAT
 from polyir.models.cache import EmbeddingCache
 from polyir.models.encoder import Encoder, Precision
@@ -29,6 +30,26 @@ class EvalOptions:
     batch_size: int = 64
     use_cache: bool = False
     show_progress: bool = True
+    truncate_dim: int | None = None  # score the first N dimensions, re-normalised (Matryoshka); None = all
+
+
+def check_truncate_dim(dim: int | None, model_dim: int, *, name: str = "truncate_dim") -> None:
+    """Refuse a truncation the model cannot give: ≤ 0, or more dimensions than it has (one line, both numbers)."""
+    if dim is None:
+        return
+    if dim <= 0:
+        raise PolyirError(f"{name} {dim}: keep at least 1 dimension (the model has {model_dim})")
+    if dim > model_dim:
+        raise PolyirError(f"{name} {dim} is larger than the model's embedding dimension {model_dim}")
+
+
+def truncate_embeddings(x: np.ndarray, dim: int | None) -> np.ndarray:
+    """The first ``dim`` dimensions of each row, re-normalised to unit length (``x`` as is for None)."""
+    if dim is None:
+        return x
+    cut = np.array(x[:, :dim], dtype=np.float32)
+    norms = np.linalg.norm(cut, axis=1, keepdims=True)
+    return cut / np.maximum(norms, np.float32(1e-12))
 
 
 def embed_task(
@@ -175,12 +196,18 @@ def evaluate_encoder(
 ) -> dict[str, Any]:
     """Run the whole evaluation and return the result dict (metrics, matrix, per-query values, run info);
     ``memo`` is passed to :func:`embed_task`; ``on_embeddings(q_emb, c_emb)``, when given, receives the
-    task's query and candidate embeddings after scoring (e.g. to write TREC files, ``trec.py``)."""
+    task's query and candidate embeddings after scoring (e.g. to write TREC files, ``trec.py``).
+    ``options.truncate_dim`` cuts both to their first N dimensions and re-normalises them before scoring
+    (a Matryoshka-trained model keeps working so); it is recorded in the result's ``config``."""
     options = options or EvalOptions()
+    check_truncate_dim(options.truncate_dim, encoder.dim)
     timer = Timer()
     with timer("total"):
         fingerprint = encoder.fingerprint()
         q_emb, c_emb, info = embed_task(encoder, task, options, timer, fingerprint, memo)
+        if options.truncate_dim is not None:  # after the cache and memo, which hold full embeddings
+            q_emb = truncate_embeddings(q_emb, options.truncate_dim)
+            c_emb = truncate_embeddings(c_emb, options.truncate_dim)
         with timer("scoring"):
             result = score_task(task, q_emb, c_emb)
     if on_embeddings is not None:

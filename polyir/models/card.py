@@ -6,9 +6,11 @@ body saying how the model was made and how to load it. What it says comes from t
 surroundings, so any folder can get a fresh card (``polyir push`` writes one before uploading):
 
 - ``polyir_encoder.json``: prompts, lengths, the model spec;
+- ``adapter_config.json``: the folder holds a LoRA adapter (not full weights) and names its base model;
 - ``polyir_debias.json`` or the encoder itself: the de-biasing projection, if any;
 - when the folder is a training run's ``best/`` or ``last/``: the run's ``config.yaml`` (training
-  corpora and languages, arm and α, steps, regularisers) and ``log.jsonl`` (validation metrics: the
+  corpora and languages, arm and α, steps, regularisers, the LoRA adapter and Matryoshka dimensions) and
+  ``log.jsonl`` (validation metrics: the
   best row for ``best/``, the last one for ``last/``);
 - test metrics: polyir evaluation results given by the caller (``polyir push --results``).
 
@@ -56,6 +58,7 @@ class CardFacts:
     validation: dict[str, Any] | None = None  # {"step", "corpora", "metrics": {mo_map: ...}, "row": "best"|"final"}
     test: list[dict[str, Any]] = field(default_factory=list)  # [{"dataset", "precision", "metrics"}]
     projection: dict[str, Any] | None = None
+    adapter: dict[str, Any] | None = None  # the folder's own adapter_config.json: {kind, r, alpha, base_model}
 
     @property
     def languages(self) -> list[str]:
@@ -119,6 +122,8 @@ def run_facts(run_dir: Path) -> dict[str, Any] | None:
         regularisers["alignment"] = {k: reg.get(k) for k in ("align_weight", "align_on")}
     if int(optim.get("hard_negatives") or 0) > 0:
         regularisers["hard_negatives"] = int(optim["hard_negatives"])
+    adapter = cfg.get("adapter") or {}
+    dims = optim.get("matryoshka_dims")
     return {
         "corpora": [{"source": s.get("source"), "languages": _source_languages(s), "weight": s.get("weight")}
                     for s in sources],
@@ -134,6 +139,9 @@ def run_facts(run_dir: Path) -> dict[str, Any] | None:
         "seed": cfg.get("seed"),
         "regularisers": regularisers,
         "base_model": (cfg.get("model") or {}).get("spec"),
+        "adapter": ({k: adapter.get(k) for k in ("kind", "r", "alpha", "dropout", "target_modules", "save")}
+                    if adapter.get("kind", "none") != "none" else None),
+        "matryoshka": {"dims": list(dims), "weights": optim.get("matryoshka_weights")} if dims else None,
     }
 
 
@@ -166,6 +174,15 @@ def projection_facts(folder: Path, encoder: Any = None) -> dict[str, Any] | None
             w = module.linear.weight.detach().double()
             return {"method": "subspace", "rank": int(round(w.shape[0] - float(torch.trace(w))))}
     return None
+
+
+def adapter_facts(folder: Path) -> dict[str, Any] | None:
+    """The folder's own adapter (``adapter_config.json``, peft's): kind, rank, alpha, base model."""
+    record = _read_json(folder / "adapter_config.json")
+    if record is None:
+        return None
+    return {"kind": str(record.get("peft_type") or "adapter").lower(), "r": record.get("r"),
+            "alpha": record.get("lora_alpha"), "base_model": record.get("base_model_name_or_path")}
 
 
 def _display_name(folder: Path) -> str:
@@ -223,6 +240,7 @@ def gather_facts(
         validation=validation,
         test=test,
         projection=projection_facts(folder, encoder),
+        adapter=adapter_facts(folder),
     )
 
 
@@ -271,6 +289,20 @@ def _body(facts: CardFacts) -> str:
                   f"- steps: {t['steps']} (of {t['max_steps']} planned), learning rate {t['lr']}, "
                   f"temperature {t['temperature']}, seed {t['seed']}",
                   f"- regularisers: {regs}"]
+        a = t.get("adapter")
+        if a:
+            targets = a.get("target_modules")
+            on = ("query, key, value and dense of every encoder layer" if targets in (None, "auto")
+                  else ", ".join(map(str, targets)))
+            kept = ("merged into the weights (a plain model)" if a.get("save") == "merged"
+                    else "saved as an adapter (the base model's weights are not in the folder)")
+            lines.append(f"- adapter: {_kind(a.get('kind'))} r {a.get('r')}, alpha {_num(a.get('alpha'))}, "
+                         f"dropout {_num(a.get('dropout'))}, on {on}; only the adapter was trained; {kept}")
+        m = t.get("matryoshka")
+        if m:
+            weights = ", ".join(_num(w) for w in m["weights"]) if m.get("weights") else "1 each"
+            lines.append(f"- Matryoshka: InfoNCE summed over the first {', '.join(map(str, m['dims']))} "
+                         f"dimensions (weights {weights}), each cut re-normalised")
     v = facts.validation
     if v:
         figures = ", ".join(f"{k} {float(x):.4f}" for k, x in v["metrics"].items())
@@ -288,6 +320,13 @@ def _body(facts: CardFacts) -> str:
                      if p["method"] == "subspace" else
                      "per-language centring; polyir applies it where each text's language is known "
                      "(plain sentence-transformers does not).")]
+    ad = facts.adapter
+    if ad:
+        lines += ["", "## Adapter", "",
+                  f"This folder holds a {_kind(ad['kind'])} adapter (r {ad.get('r')}, alpha {_num(ad.get('alpha'))}), "
+                  f"not the full weights: loading it needs `peft` and the base model `{ad.get('base_model')}` "
+                  "(sentence-transformers and polyir find it through `adapter_config.json`)."]
+    dims = ((facts.training or {}).get("matryoshka") or {}).get("dims")
     lines += ["", "## Use", "", "```python", "from sentence_transformers import SentenceTransformer", "",
               'model = SentenceTransformer("PATH_OR_REPO")',
               'q = model.encode_query(["Who founded the university?"])  # "query" prompt and query length',
@@ -298,7 +337,22 @@ def _body(facts: CardFacts) -> str:
               "With sentence-transformers >= 6 `encode_query` / `encode_document` apply both; plain `encode` "
               "applies neither (pass `prompt_name=\"query\"` for the prompt). polyir reads the same settings "
               "from `polyir_encoder.json`."]
+    if dims:
+        small = min(dims)
+        lines += ["", f"Trained with Matryoshka dimensions {', '.join(map(str, dims))}: embeddings cut to the "
+                      f"first N of them keep working, e.g. `SentenceTransformer(\"PATH_OR_REPO\", truncate_dim={small})` "
+                      f"or `polyir evaluate --truncate-dim {small}`."]
     return "\n".join(lines) + "\n"
+
+
+def _kind(kind: Any) -> str:
+    """An adapter kind as a card names it (lora -> LoRA)."""
+    return {"lora": "LoRA"}.get(str(kind).lower(), str(kind))
+
+
+def _num(x: Any) -> str:
+    """A number as a card shows it (32.0 -> 32)."""
+    return f"{x:g}" if isinstance(x, float) else str(x)
 
 
 def render_card(facts: CardFacts) -> Any:
@@ -317,7 +371,9 @@ def render_card(facts: CardFacts) -> Any:
         pipeline_tag="sentence-similarity",
         tags=["sentence-transformers", "polyir", "multilingual", "retrieval"]
         + (["hybrid-batches"] if facts.training and facts.training.get("arm") == "hybrid" else [])
-        + (["debiased"] if facts.projection else []),
+        + (["debiased"] if facts.projection else [])
+        + (["lora"] if facts.adapter or (facts.training or {}).get("adapter") else [])
+        + (["matryoshka"] if (facts.training or {}).get("matryoshka") else []),
         eval_results=_eval_results(facts) or None,
     )
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{_body(facts)}")

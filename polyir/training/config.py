@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from polyir.errors import PolyirError
 from polyir.sampling.config import SamplerConfigError, SamplerOptions, is_int
@@ -31,6 +31,7 @@ __all__ = [
     "ValidationSection",
     "OptimSection",
     "RegularizationSection",
+    "AdapterSection",
     "SamplerSection",
     "TrainConfig",
     "ConfigError",
@@ -194,6 +195,36 @@ class OptimSection(_Section):
         "auto", description="autocast dtype; auto = bf16 where the hardware has it, else fp32"
     )
     cross_device_negatives: bool = Field(True, description="score queries against all ranks' passages")
+    matryoshka_dims: list[int] | None = Field(
+        None, min_length=1, description="Matryoshka: InfoNCE summed over embeddings cut to these leading "
+        "dimensions (each re-normalised), e.g. [384, 256, 128, 64]; null = off"
+    )
+    matryoshka_weights: list[float] | None = Field(
+        None, description="weight of each matryoshka_dims term (default: 1 each)"
+    )
+
+    @field_validator("matryoshka_dims")
+    @classmethod
+    def _check_dims(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None:
+            if any(d <= 0 for d in value):
+                raise ValueError(f"every dimension must be > 0, got {value}")
+            if len(set(value)) != len(value):
+                raise ValueError(f"dimensions repeat: {value}")
+        return value
+
+    @field_validator("matryoshka_weights")
+    @classmethod
+    def _check_weights(cls, w: list[float] | None, info: ValidationInfo) -> list[float] | None:
+        if w is not None and "matryoshka_dims" in info.data:  # (a bad matryoshka_dims is its own error)
+            dims = info.data["matryoshka_dims"]
+            if dims is None:
+                raise ValueError("needs optim.matryoshka_dims")
+            if len(w) != len(dims):
+                raise ValueError(f"{len(w)} weights for {len(dims)} matryoshka_dims {dims}")
+            if any(x < 0 for x in w) or not any(x > 0 for x in w):
+                raise ValueError(f"weights must be >= 0 with one > 0, got {w}")
+        return w
 
 
 class RegularizationSection(_Section):
@@ -222,6 +253,42 @@ class RegularizationSection(_Section):
     @property
     def align(self) -> bool:
         return self.align_weight > 0
+
+
+class AdapterSection(_Section):
+    """Parameter-efficient fine-tuning: train LoRA adapters (peft) and keep the base weights frozen."""
+
+    path: ClassVar[tuple[Any, ...]] = ("adapter",)
+
+    kind: Literal["none", "lora"] = Field("none", description="none: train every weight; lora: LoRA adapters only")
+    r: int = Field(16, gt=0, description="LoRA rank")
+    alpha: float = Field(32.0, gt=0, description="LoRA scaling numerator (the update is scaled by alpha / r)")
+    dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the adapters' input")
+    target_modules: list[str] | Literal["auto"] = Field(
+        "auto", description="auto: query, key, value and dense of every encoder layer; or module names"
+    )
+    save: Literal["merged", "adapter"] = Field(
+        "merged", description="best/ and last/: merged (a plain model folder) or adapter (adapter weights "
+        "only, loading needs the base model); checkpoints always keep the adapter"
+    )
+
+    @field_validator("target_modules", mode="before")
+    @classmethod
+    def _split_targets(cls, value: Any) -> Any:
+        if isinstance(value, str) and value != "auto":
+            return [x.strip() for x in value.split(",") if x.strip()]
+        return value
+
+    @field_validator("target_modules")
+    @classmethod
+    def _some_targets(cls, value: Any) -> Any:
+        if isinstance(value, list) and not value:
+            raise ValueError("give at least one module name, or auto")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.kind != "none"
 
 
 class SamplerSection(SamplerOptions):
@@ -259,6 +326,7 @@ class TrainConfig(_Section):
     validation: ValidationSection = Field(default_factory=ValidationSection)
     optim: OptimSection = Field(default_factory=OptimSection)
     regularization: RegularizationSection = Field(default_factory=RegularizationSection)
+    adapter: AdapterSection = Field(default_factory=AdapterSection)
     seed: int = 42
     output_dir: Path = Path("runs/train")
     resume_from: str | None = Field(None, description="a checkpoint folder, or 'latest' in output_dir")

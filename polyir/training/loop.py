@@ -76,7 +76,10 @@ class Trainer:
         with self.timer("load_model"):
             from polyir.models.resolve import load_encoder
 
-            spec = str(self.resume_path / "model") if self.resume_path else cfg.model.spec
+            # with an adapter the base model is loaded as at the start; the adapter's weights come from
+            # the checkpoint once the resume checks have passed (_load_checkpoint)
+            resume_model = self.resume_path is not None and not cfg.adapter.enabled
+            spec = str(self.resume_path / "model") if resume_model else cfg.model.spec
             self.encoder = load_encoder(
                 spec,
                 device=distr.device_for(cfg.model.device, d),
@@ -84,6 +87,12 @@ class Trainer:
                 passage_max_length=cfg.model.passage_max_length,
             )
             self.encoder.spec = cfg.model.spec
+            if cfg.adapter.enabled:
+                from polyir.models.adapter import attach_lora
+
+                a = cfg.adapter
+                attach_lora(self.encoder, r=a.r, alpha=a.alpha, dropout=a.dropout, target_modules=a.target_modules)
+        self._check_matryoshka_dims()
         self.device = self.encoder.device
         self.precision = resolve_precision(o.precision, self.device)
         self.freeze = resolve_freeze(o.freeze_word_embeddings, self.device)
@@ -114,6 +123,23 @@ class Trainer:
             dump_config(cfg, self.run_dir / "config.yaml")
             write_json(self.run_dir / "validation_split.json", self.split_info)
             trim_log(self.log_path, resuming=self.resume_path is not None, step=self.step)
+
+    def _check_matryoshka_dims(self) -> None:
+        dims, full = self.config.optim.matryoshka_dims or [], self.encoder.dim
+        if any(dim > full for dim in dims):
+            raise PolyirError(
+                f"optim.matryoshka_dims: {max(dims)} is larger than the model's embedding dimension {full} "
+                f"({self.config.model.spec}); give dimensions up to {full}"
+            )
+
+    def _save_model(self, path: Path) -> None:
+        """best/ and last/: with an adapter, merged or as an adapter folder (adapter.save)."""
+        if self.config.adapter.enabled:
+            from polyir.models.adapter import save_encoder
+
+            save_encoder(self.encoder, path, self.config.adapter.save)
+        else:
+            self.encoder.save(path)
 
     def _setup_data(self) -> None:
         """Training and held-out corpora, and this rank's sampler."""
@@ -197,7 +223,7 @@ class Trainer:
 
     def _load_checkpoint(self, path: Path) -> None:
         state = ckpt.read_checkpoint(path, self.device)
-        saved = dict(state.get("config") or {})
+        saved = _with_defaults(dict(state.get("config") or {}), config_to_dict(TrainConfig()))
         if isinstance(saved.get("sampler"), dict):  # older checkpoints saved only the options given
             try:
                 saved["sampler"] = SamplerSection(**saved["sampler"]).model_dump(mode="json")
@@ -205,6 +231,10 @@ class Trainer:
                 pass  # left as saved: the comparison names the difference
         ckpt.check_resumable({**state, "config": saved}, path, world_size=self.d.world_size,
                              config=config_to_dict(self.config), total_steps=self.total_steps)
+        if self.config.adapter.enabled:
+            from polyir.models.adapter import load_adapter_weights
+
+            load_adapter_weights(self.encoder, path / "model")
         try:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
@@ -303,7 +333,7 @@ class Trainer:
             self.best_value, self.best_step, self.bad_evals = float(value), self.step, 0
             if self.d.is_main:
                 with self.timer("save"):
-                    self.encoder.save(self.run_dir / "best")
+                    self._save_model(self.run_dir / "best")
         else:
             self.bad_evals += 1
         row["best"] = improved
@@ -381,12 +411,13 @@ class Trainer:
         final = {k: v for k, v in self.last_row.items() if k.startswith("val_")}
         if d.is_main:
             with self.timer("save"):
-                self.encoder.save(last_dir)
+                self._save_model(last_dir)
                 if not (best_dir / "modules.json").exists():  # no validation, or no value yet
-                    self.encoder.save(best_dir)
+                    self._save_model(best_dir)
             write_json(self.run_dir / "run.json", {
                 "seed": cfg.seed, "model": cfg.model.spec, "world_size": d.world_size, "device": str(self.device),
                 "precision": self.precision, "freeze_word_embeddings": self.freeze,
+                "trainable_parameters": sum(p.numel() for p in self.params),
                 "steps": self.step, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
                 "resumed_from": str(self.resume_path) if self.resume_path else None,
                 "resumed_at_step": start_step if self.resume_path else None,
@@ -411,3 +442,17 @@ class Trainer:
             losses=losses, best_dir=best_dir, last_dir=last_dir, seconds=seconds, resumed_from=self.resume_path,
             validation=val_rows, encoder=self.encoder,
         )
+
+
+def _with_defaults(saved: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's config with the keys added since it was written set to their defaults (which keep
+    the old behaviour), so that adding a config key never makes older checkpoints unresumable."""
+    if not saved:
+        return saved
+    out = dict(saved)
+    for key, value in defaults.items():
+        if key not in out:
+            out[key] = value
+        elif key != "sampler" and isinstance(value, dict) and isinstance(out[key], dict):
+            out[key] = _with_defaults(out[key], value)
+    return out

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from polyir.sampling import Batch
@@ -25,7 +26,8 @@ from polyir.training.data import passage_texts
 from polyir.training.loss import info_nce_loss
 from polyir.training.regularizers import TeacherEmbeddings, alignment_loss, distillation_loss, pick_translations
 
-__all__ = ["StepTexts", "Loss", "InfoNCE", "Distillation", "Alignment", "WeightedObjective", "build_objective"]
+__all__ = ["StepTexts", "Loss", "InfoNCE", "Matryoshka", "Distillation", "Alignment", "WeightedObjective",
+           "build_objective", "truncate_embeddings"]
 
 
 @dataclass
@@ -82,6 +84,58 @@ class InfoNCE:
             symmetric=self.symmetric,
             cross_device=self.cross_device,
         )
+
+
+def truncate_embeddings(x: Tensor, dim: int) -> Tensor:
+    """The first ``dim`` dimensions of each row, re-normalised (``x`` itself when ``dim`` covers it all)."""
+    if dim >= x.shape[-1]:
+        return x
+    return F.normalize(x[..., :dim].float(), dim=-1)
+
+
+class Matryoshka:
+    """A loss summed over embeddings cut to leading dimensions (Matryoshka representation learning).
+
+    ``weights[i] * loss(q[:, :dims[i]], p[:, :dims[i]])`` summed over ``dims``, each cut re-normalised; a
+    dimension equal to the embedding's is the loss itself. It wraps any loss behind the protocol (the
+    trainer wraps InfoNCE) and, like it, sees only embeddings, so GradCache needs nothing more. The
+    value of each dimension's term is kept for the log (``loss_<name>@<dim>``).
+    """
+
+    def __init__(self, loss: Loss, dims: Sequence[int], weights: Sequence[float] | None = None):
+        if not dims:
+            raise ValueError("Matryoshka needs at least one dimension")
+        if weights is not None and len(weights) != len(dims):
+            raise ValueError(f"{len(weights)} weights for {len(dims)} dimensions")
+        self.loss = loss
+        self.name = loss.name
+        self.dims = [int(d) for d in dims]
+        self.weights = [float(w) for w in weights] if weights is not None else [1.0] * len(self.dims)
+        self.parts: dict[str, list[float]] = {}
+
+    def prepare(self, texts: StepTexts) -> None:
+        self.loss.prepare(texts)
+
+    def __call__(self, q: Tensor, p: Tensor, texts: StepTexts) -> Tensor | None:
+        full = q.shape[-1]
+        too_large = [d for d in self.dims if d > full]
+        if too_large:
+            raise ValueError(f"matryoshka dimension {too_large[0]} is larger than the embedding's {full}")
+        total: Tensor | None = None
+        for dim, weight in zip(self.dims, self.weights):
+            if weight == 0:
+                continue
+            value = self.loss(truncate_embeddings(q, dim), truncate_embeddings(p, dim), texts)
+            if value is None:
+                continue
+            self.parts.setdefault(f"{self.name}@{dim}", []).append(float(value.detach()))
+            term = value if weight == 1.0 else weight * value
+            total = term if total is None else total + term
+        return total
+
+    def take_parts(self) -> dict[str, list[float]]:
+        parts, self.parts = self.parts, {}
+        return parts
 
 
 class Distillation:
@@ -166,8 +220,12 @@ class WeightedObjective:
         return total
 
     def take_parts(self) -> dict[str, list[float]]:
-        """The recorded term values since the last call (for a log row)."""
+        """The recorded term values since the last call (for a log row), with those of wrapped losses."""
         parts, self.parts = self.parts, {}
+        for _, loss in self.terms:
+            take = getattr(loss, "take_parts", None)
+            if take is not None:
+                parts.update(take())
         return parts
 
 
@@ -180,11 +238,13 @@ def build_objective(
     teacher: TeacherEmbeddings | None = None,
     pair_index: dict[tuple[str, str], Any] | None = None,
 ) -> WeightedObjective:
-    """The configured objective: InfoNCE, plus distillation and alignment when their weights are > 0."""
+    """The configured objective: InfoNCE (summed over ``optim.matryoshka_dims`` when set), plus
+    distillation and alignment when their weights are > 0."""
     o, r = config.optim, config.regularization
-    terms: list[tuple[float, Loss]] = [
-        (1.0, InfoNCE(o.temperature, symmetric=o.symmetric_loss, cross_device=cross_device))
-    ]
+    contrastive: Loss = InfoNCE(o.temperature, symmetric=o.symmetric_loss, cross_device=cross_device)
+    if o.matryoshka_dims:
+        contrastive = Matryoshka(contrastive, o.matryoshka_dims, o.matryoshka_weights)
+    terms: list[tuple[float, Loss]] = [(1.0, contrastive)]
     if r.distill:
         if teacher is None:
             raise ValueError("distillation needs the teacher's embeddings")
