@@ -258,3 +258,38 @@ def test_reuse_from_evaluates_another_experiments_models_without_training(setup,
     mine = summary["results"]["xquad-r[en,de,es]"]["hybrid"]["mul_map"]
     theirs = json.loads((out / "summary.json").read_text())["results"]["xquad-r[en,de,es]"]["hybrid"]["mul_map"]
     assert mine == pytest.approx(theirs)
+
+
+def test_learning_curve_scores_each_snapshot_on_validation_and_tests(setup):
+    """curve.steps: the hybrid run saves snapshots; each is validated and tested, the last one equals the
+    final model, and the other arms (not listed) save none."""
+    out, sets = setup
+    sets = [s for s in sets if not s.startswith(("train.optim.max_steps", "train.validation.every"))]
+    _run([*sets, "train.optim.max_steps=4", "train.validation.every=2", "curve={steps: [2, 4], arms: [hybrid]}"])
+    summary = json.loads((out / "summary.json").read_text())
+    points = summary["curve"]["points"]
+    assert [(p["row"], p["step"]) for p in points] == [("hybrid@0.5", 2), ("hybrid@0.5", 4)]
+    run = out / "runs" / "hybrid-a0.5-s0"
+    assert (run / "snapshots" / "step-2" / "modules.json").is_file()
+    assert not (out / "runs" / "monolingual-s0" / "snapshots").exists()
+    # step 4 is the end of the run: its snapshot holds the same weights as last/
+    from safetensors.torch import load_file
+
+    last = load_file(run / "last" / "model.safetensors")
+    final = load_file(run / "snapshots" / "step-4" / "model.safetensors")
+    early = load_file(run / "snapshots" / "step-2" / "model.safetensors")
+    assert all(torch.equal(last[k], final[k]) for k in last)
+    assert any(not torch.equal(last[k], early[k]) for k in last)
+    for p in points:
+        test = p["test"]["xquad-r[en,de,es]"]
+        assert p["validation_mean"] is not None and test["mul_map"] is not None
+        path = out / "curve" / f"hybrid-a0.5-s0@step{p['step']}" / "xquad-r[en,de,es].json"
+        assert test["mul_map"] == pytest.approx(json.loads(path.read_text())["metrics"]["mul_map"])
+    assert not any("@step" in p.name for p in (out / "eval").iterdir())  # the table's rows are untouched
+    assert "Learning curve" in (out / "table.md").read_text()
+    assert (out / "learning_curve.png").stat().st_size > 1000
+
+
+def test_curve_steps_past_the_budget_are_refused(tmp_path):
+    with pytest.raises(PolyirError, match="curve.steps: 999 is past train.optim.max_steps=120"):
+        load_experiment(None, ["curve={steps: [120, 999]}", f"output_dir={tmp_path}"])

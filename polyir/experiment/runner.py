@@ -21,16 +21,19 @@ from polyir.data.split import split_by_document
 from polyir.evaluation.report import write_outputs
 from polyir.evaluation.run import EvalOptions, evaluate_encoder
 from polyir.experiment.config import ExperimentConfig, run_name
+from polyir.experiment.curve import CurveData, snapshot_name, summarize_curve
 from polyir.experiment.debias import debiased_folder
 from polyir.experiment.summary import GUARD_PREFIX, GUARD_VAL_PREFIX, choose_alpha, summarize, write_summary
 from polyir.models.resolve import load_encoder
 from polyir.runinfo import Timer, versions, write_json
+from polyir.training.rundir import snapshot_dir
 
 def _evaluate_into(
     spec: str, name: str, config: ExperimentConfig, tasks: dict[str, Any], out: Path, console: Console,
-    progress: bool,
+    progress: bool, folder: str = "eval",
 ) -> dict[str, Path]:
-    """Evaluate one model on every task, writing ``eval/<name>/<label>.json`` (reused if present).
+    """Evaluate one model on every task, writing ``<folder>/<name>/<label>.json`` (reused if present;
+    ``eval/`` holds the table's rows, ``curve/`` the learning curve's snapshots).
 
     Texts shared by several tasks (NTREX sentences and documents, the two halves' pools) are encoded
     once per model through an in-memory memo."""
@@ -38,7 +41,7 @@ def _evaluate_into(
     encoder = None
     memo: dict[tuple[str, str], Any] = {}
     for label, task in tasks.items():
-        path = out / "eval" / name / f"{_file_label(label)}.json"
+        path = out / folder / name / f"{_file_label(label)}.json"
         paths[label] = path
         if path.is_file():
             continue
@@ -146,7 +149,23 @@ def run_experiment(
     if config.debias is not None and "base" in config.debias.rows:  # first: variants may start from it
         debias_row("base")
 
-    def train_and_evaluate(name: str, row: str, seed: int, make_config) -> Path:
+    curve: CurveData = {}
+    test_tasks = {ts.label: tasks[ts.label] for ts in config.test_sets}
+
+    def score_snapshots(run_dir: Path, name: str, row: str, seed: int) -> None:
+        """The learning curve: each snapshot on the validation split and the test sets (not the guards)."""
+        for step in config.curve.steps:
+            snapshot = snapshot_dir(run_dir, step)
+            if not (snapshot / "modules.json").is_file():
+                console.print(f"[yellow]no snapshot at step {step} in {escape(str(run_dir))}: left out of the curve")
+                continue
+            snap = snapshot_name(name, step)
+            with timer(f"curve_{snap}"):
+                val = _validate_into(str(snapshot), snap, config, seed, out)
+                paths = _evaluate_into(str(snapshot), snap, config, test_tasks, out, console, progress, "curve")
+            curve.setdefault(row, {}).setdefault(step, {})[seed] = (val, paths)
+
+    def train_and_evaluate(name: str, row: str, seed: int, make_config, with_curve: bool = False) -> Path:
         run_dir = _reused(config, "runs", name, _trained) or out / "runs" / name
         if not _trained(run_dir):
             console.print(f"train [bold]{escape(name)}[/bold]")
@@ -155,13 +174,16 @@ def run_experiment(
         with timer(f"validate_{name}"):
             validation.setdefault(row, {})[seed] = _validate_into(str(run_dir / "best"), name, config, seed, out)
         evaluate(str(run_dir / "best"), name, row, seed)
+        if with_curve:
+            score_snapshots(run_dir, name, row, seed)
         return run_dir
 
     for seed in config.seeds:
         for arm, alpha in config.runs():
             row = arm if alpha is None else f"hybrid@{alpha:g}"
             train_and_evaluate(run_name(arm, alpha, seed), row, seed,
-                               lambda d, a=arm, s=seed, al=alpha: config.train_config(a, s, al, d))
+                               lambda d, a=arm, s=seed, al=alpha: config.train_config(a, s, al, d),
+                               with_curve=arm in config.curve_arms)
 
     chosen, _ = choose_alpha(validation)
     for variant in config.variants:
@@ -193,6 +215,10 @@ def run_experiment(
 
     with timer("summary"):
         summary = summarize(config, evaluations, validation)
+        if curve:
+            summary["curve"] = {"steps": list(config.curve.steps), "points": summarize_curve(curve),
+                                "note": "snapshots of each run (one schedule over the full budget); test columns "
+                                        "are shown, never used to choose"}
     fit_info = out / "debias" / "fit.json"
     if config.debias is not None and fit_info.is_file():
         summary["debias"] = {**config.debias.model_dump(mode="json"),

@@ -372,6 +372,13 @@ def write_charts(summary: dict[str, Any], out: Path) -> list[Path]:
         write_with(path, lambda fh, fig=fig: fig.savefig(fh, format="png", dpi=110))
         plt.close(fig)
         paths.append(path)
+    if (summary.get("curve") or {}).get("points"):
+        from polyir.experiment.curve import plot_curve
+
+        fig = plot_curve(summary["curve"]["points"], summary.get("validation_metric", "validation"))
+        path = out / "learning_curve.png"
+        write_with(path, lambda fh, fig=fig: fig.savefig(fh, format="png", dpi=110))
+        paths.append(path)
     points = tradeoff_points(summary)
     if any(0.0 < p["weight"] < 1.0 for p in points):
         fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -396,7 +403,13 @@ def write_summary(summary: dict[str, Any], out: Path) -> dict[str, Path]:
     """summary.json, table.md and the charts."""
     out = Path(out)
     write_json(out / "summary.json", summary)
-    write_text(out / "table.md", markdown_table(summary))
+    table = markdown_table(summary)
+    if (summary.get("curve") or {}).get("points"):
+        from polyir.experiment.curve import curve_markdown
+
+        table += "\n## Learning curve (snapshots of each run)\n\n" + curve_markdown(
+            summary["curve"]["points"], summary.get("validation_metric", "validation"))
+    write_text(out / "table.md", table)
     if summary.get("pair_tests"):
         from polyir.experiment.pairs import markdown as pairs_markdown
 

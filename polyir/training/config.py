@@ -159,6 +159,11 @@ class ValidationSection(_Section):
         description="retrieval pool: the held-out answers only, or every sentence of their paragraphs "
         "(LAReQA's pool, with same-paragraph distractors; needs registered LAReQA sources)",
     )
+    group: Literal["pair", "passage"] = Field(
+        "pair", description="hold out pair ids one by one, or whole groups sharing a positive passage "
+        "(paragraph-level corpora such as squad2-fi, where a held-out question's paragraph would otherwise be "
+        "a training positive)",
+    )
 
     @property
     def enabled(self) -> bool:
@@ -334,6 +339,10 @@ class TrainConfig(_Section):
     log_every: int = Field(10, gt=0, description="write a log.jsonl row every N steps")
     checkpoint_every: int | None = Field(None, gt=0, description="default: validation.every")
     keep_checkpoints: int = Field(2, ge=1, description="newest checkpoints kept on disk")
+    snapshot_steps: list[int] = Field(
+        default_factory=list, description="also save the model at these optimizer steps (snapshots/step-N/): "
+        "a learning curve from one run"
+    )
     progress: bool = Field(True, description="show a progress bar")
 
     def __init__(self, /, **data: Any):
@@ -366,6 +375,13 @@ class TrainConfig(_Section):
             return SamplerSection(**dict(value))
         except SamplerConfigError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("snapshot_steps")
+    @classmethod
+    def _positive_steps(cls, value: list[int]) -> list[int]:
+        if any(v <= 0 for v in value):
+            raise ValueError(f"steps must be positive, got {value}")
+        return sorted(set(value))
 
     # ------------------------------------------------------------------ derived values
     @property

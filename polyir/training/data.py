@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from polyir.data.types import ParallelQACorpus
+from polyir.data.types import ParallelPair, ParallelQACorpus
 from polyir.errors import PolyirError
 from polyir.sampling import Batch
 from polyir.training.config import SourceSection, TrainConfig
@@ -75,10 +75,19 @@ def memory_sources(corpora: Sequence[ParallelQACorpus]) -> list[SourceSection]:
     return sources
 
 
+def passage_group(pair: ParallelPair) -> str:
+    """The key that keeps pairs sharing a passage together: the positive of the pair's first language."""
+    return pair.entries[min(pair.entries)].positive
+
+
 def split_pairs(
-    corpus: ParallelQACorpus, *, fraction: float, count: int | None, seed: int
+    corpus: ParallelQACorpus, *, fraction: float, count: int | None, seed: int, group: str = "pair"
 ) -> tuple[ParallelQACorpus, ParallelQACorpus]:
-    """(train, held-out) corpora: a seeded choice of pair ids, independent of the file's order."""
+    """(train, held-out) corpora: a seeded choice of pair ids, independent of the file's order.
+
+    ``group="passage"`` holds out whole groups of pairs with the same positive (SQuAD-style paragraphs,
+    where several questions share one), so no held-out passage was a training positive; groups are drawn
+    in a seeded order until at least ``k`` pairs are held out."""
     n = len(corpus)
     k = count if count is not None else int(round(fraction * n))
     if k <= 0:
@@ -88,7 +97,23 @@ def split_pairs(
             f"validation: holding out {k} of the {n} pair ids of {corpus.name!r} leaves nothing to train on"
         )
     ids = sorted(p.pair_id for p in corpus.pairs)
-    rank = {ids[i]: j for j, i in enumerate(np.random.default_rng(seed).permutation(n)[:k])}
+    if group == "passage":
+        members: dict[str, list[str]] = {}
+        for p in sorted(corpus.pairs, key=lambda p: p.pair_id):
+            members.setdefault(passage_group(p), []).append(p.pair_id)
+        keys = sorted(members)
+        chosen: list[str] = []
+        for i in np.random.default_rng(seed).permutation(len(keys)):
+            if len(chosen) >= k:
+                break
+            chosen.extend(members[keys[i]])
+        if len(chosen) >= n:
+            raise PolyirError(
+                f"validation: holding out {k} of the {n} pair ids of {corpus.name!r} by passage leaves nothing to train on"
+            )
+        rank = {pid: j for j, pid in enumerate(chosen)}
+    else:
+        rank = {ids[i]: j for j, i in enumerate(np.random.default_rng(seed).permutation(n)[:k])}
     train_pairs = [p for p in corpus.pairs if p.pair_id not in rank]
     # Held-out pairs in the seeded order, so a cap (validation.max_pairs) takes a random subset.
     val_pairs = sorted((p for p in corpus.pairs if p.pair_id in rank), key=lambda p: rank[p.pair_id])

@@ -37,7 +37,7 @@ from polyir.training.gradcache import Backward, DirectBackward, GradCache
 from polyir.training.losses import StepTexts, build_objective
 from polyir.training.optim import build_optimizer, build_scaler, build_scheduler, freeze_parts
 from polyir.training.records import NonFiniteLossError, StepInfo, TrainResult
-from polyir.training.rundir import FAILED_MARKER, append_log, prepare_run_dir, trim_log
+from polyir.training.rundir import FAILED_MARKER, append_log, prepare_run_dir, snapshot_dir, trim_log
 from polyir.training.validation import Validator
 
 __all__ = ["Trainer"]
@@ -141,6 +141,13 @@ class Trainer:
         else:
             self.encoder.save(path)
 
+    def _save_snapshot(self, step: int) -> None:
+        """``snapshots/step-N/``: the model as it is after optimizer step N (written whole or not at all)."""
+        from polyir.atomic import atomic_folder
+
+        with atomic_folder(snapshot_dir(self.run_dir, step), overwrite=True) as staging:
+            self._save_model(staging)
+
     def _setup_data(self) -> None:
         """Training and held-out corpora, and this rank's sampler."""
         cfg = self.config
@@ -149,7 +156,8 @@ class Trainer:
         self.val_corpora: list[ParallelQACorpus] = []
         self.split_info: dict[str, Any] = {}
         for c in corpora:
-            tr, va = split_pairs(c, fraction=cfg.validation.fraction, count=cfg.validation.count, seed=cfg.validation_seed)
+            tr, va = split_pairs(c, fraction=cfg.validation.fraction, count=cfg.validation.count, seed=cfg.validation_seed,
+                                 group=cfg.validation.group)
             self.train_corpora.append(tr)
             if len(va):
                 self.val_corpora.append(va)
@@ -391,6 +399,9 @@ class Trainer:
                     self.last_row = row
                     if cfg.validation.patience is not None and self.bad_evals >= cfg.validation.patience:
                         stop = True
+                if self.step in cfg.snapshot_steps and d.is_main:
+                    with self.timer("snapshot"):
+                        self._save_snapshot(self.step)
                 if self.step % cfg.save_every == 0 or is_last or stop:
                     with self.timer("checkpoint"):
                         self._save_checkpoint(stopped=stop)

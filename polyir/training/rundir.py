@@ -10,11 +10,11 @@ from typing import Any
 from polyir.atomic import write_text
 from polyir.errors import PolyirError
 
-__all__ = ["FAILED_MARKER", "RUN_FILES", "RUN_DIRS", "prepare_run_dir", "trim_log", "append_log"]
+__all__ = ["FAILED_MARKER", "RUN_FILES", "RUN_DIRS", "prepare_run_dir", "trim_log", "append_log", "snapshot_dir"]
 
 FAILED_MARKER = "failed.json"  # written when a run stops on a non-finite loss; such a folder does not block a rerun
 RUN_FILES = ("log.jsonl", "run.json", "config.yaml", "validation_split.json", FAILED_MARKER)
-RUN_DIRS = ("checkpoints", "best", "last")
+RUN_DIRS = ("checkpoints", "best", "last", "snapshots")
 
 
 def prepare_run_dir(run_dir: Path, *, resuming: bool, overwrite: bool, is_main: bool) -> None:
@@ -59,3 +59,8 @@ def append_log(log_path: Path, row: dict[str, Any]) -> None:
     """One JSON row at the end of ``log.jsonl``."""
     with open(log_path, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def snapshot_dir(run_dir: Path, step: int) -> Path:
+    """Where a run keeps its model after optimizer step ``step`` (``snapshot_steps``)."""
+    return Path(run_dir) / "snapshots" / f"step-{step}"

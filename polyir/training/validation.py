@@ -116,7 +116,7 @@ def held_out_metrics(encoder: Encoder, config: TrainConfig) -> dict[str, Any]:
     """
     v = config.validation
     held_out = [
-        split_pairs(c, fraction=v.fraction, count=v.count, seed=config.validation_seed)[1]
+        split_pairs(c, fraction=v.fraction, count=v.count, seed=config.validation_seed, group=v.group)[1]
         for c in load_sources(config)
     ]
     vs = validation_pool(config, [c for c in held_out if len(c)])
