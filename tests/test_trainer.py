@@ -349,6 +349,26 @@ def test_frozen_word_embeddings_stay_unchanged(setup, tmp_path):
     assert json.loads((tmp_path / "run" / "run.json").read_text())["freeze_word_embeddings"] is True
 
 
+def test_frozen_lower_layers_stay_unchanged_and_the_rest_trains(setup, tmp_path):
+    """optim.freeze_layers=1: the embedding block and layer 0 keep their weights, the layers above move;
+    freezing every layer is refused with the count."""
+    from polyir.models.resolve import load_encoder
+
+    model, _ = setup
+    before = {k.split("auto_model.", 1)[-1]: v for k, v in load_encoder(str(model), device="cpu").st.state_dict().items()}
+    result = train(config_from_dict(make_config(setup, tmp_path / "run", max_steps=3, freeze_layers=1)))
+    after = {k.split("auto_model.", 1)[-1]: v for k, v in _weights(result.last_dir).items()}
+    shared = [k for k in after if k in before]
+    frozen = [k for k in shared if k.startswith(("embeddings.", "encoder.layer.0."))]
+    above = [k for k in shared if k.startswith("encoder.layer.") and not k.startswith("encoder.layer.0.")]
+    assert frozen and above
+    assert all(torch.equal(after[k], before[k]) for k in frozen)
+    assert sum(not torch.equal(after[k], before[k]) for k in above) > len(above) // 2
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["freeze_layers"] == 1
+    with pytest.raises(PolyirError, match="would freeze all 2 layers"):
+        train(config_from_dict(make_config(setup, tmp_path / "run2", max_steps=1, freeze_layers=2)))
+
+
 def test_gradcache_training_matches_plain_training(setup, tmp_path):
     plain = train(config_from_dict(make_config(setup, tmp_path / "plain", max_steps=2, hard_negatives=1)))
     cached = train(

@@ -19,7 +19,7 @@ def evaluate_command(
     languages: Optional[str] = typer.Option(None, "--languages", "-l", help="Comma-separated language codes, e.g. en,de,zh (default: all)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Result JSON; a heatmap PNG and a Markdown summary are written beside it."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 (autocast; fast on CPUs with bf16 units and GPUs), fp16 (GPU) or int8 (CPU dynamic quantization)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 (autocast; fast on CPUs with bf16 units and GPUs), fp16 (GPU), int8 (CPU dynamic quantization) or auto (bf16 where the hardware has bf16 units, else fp32)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Texts per encoding batch."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps."),
     cache: bool = typer.Option(False, "--cache/--no-cache", help="Reuse embeddings cached on disk for this model and dataset."),
@@ -46,7 +46,7 @@ def evaluate_command(
             raise PolyirError("--truncate-dim is for LAReQA-style tasks, not MIRACL")
         evaluate_miracl_command(
             model=model, languages=languages, output=output, data_dir=data_dir, corpus=corpus,
-            precision=precision, batch_size=batch_size, device=device, cache=cache,
+            precision=_resolved(precision, device), batch_size=batch_size, device=device, cache=cache,
             query_max_length=query_max_length, passage_max_length=passage_max_length, progress=progress,
         )
         return
@@ -58,8 +58,9 @@ def evaluate_command(
     from polyir.languages import parse_languages
     from polyir.models.resolve import load_encoder
 
-    if precision not in ("fp32", "bf16", "fp16", "int8"):
-        raise PolyirError(f"--precision must be fp32, bf16, fp16 or int8, not {precision!r}")
+    if precision not in ("fp32", "bf16", "fp16", "int8", "auto"):
+        raise PolyirError(f"--precision must be fp32, bf16, fp16, int8 or auto, not {precision!r}")
+    precision = _resolved(precision, device)
     if output is not None:
         check_outputs(output)  # before the work: a directory or an unwritable folder fails now, not after
     if trec is not None and trec.exists() and not trec.is_dir():
@@ -95,3 +96,10 @@ def evaluate_command(
         Console().print("wrote " + ", ".join(str(p) for p in paths.values()))
     if trec_paths:
         Console().print("wrote " + ", ".join(str(p) for p in trec_paths.values()))
+
+
+def _resolved(precision: str, device: str) -> str:
+    """``--precision auto`` as this machine means it (bf16 only where the hardware has bf16 units)."""
+    from polyir.models.encoder import inference_precision
+
+    return inference_precision(precision, device) if precision == "auto" else precision

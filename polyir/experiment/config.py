@@ -32,7 +32,7 @@ QUICK_OVERRIDES = [
     "train.validation.max_pairs=150",
     "train.validation.max_loss_batches=4",
     "test_sets=[{dataset: xquad-r, languages: [en, de, ru, th, zh]}]",
-    "evaluation.precision=bf16",
+    "evaluation.precision=auto",
     "seeds=[0]",
     "alphas=[0.5]",
     "guard.sets=[{dataset: ntrex-sentences, languages: [de, sn, zh]}, {dataset: ntrex-documents, languages: [de, sn, zh]}]",
@@ -64,7 +64,15 @@ class TestSet(_Strict):
 
 
 class EvaluationSection(_Strict):
-    precision: Literal["fp32", "bf16", "fp16", "int8"] = "fp32"
+    precision: Literal["fp32", "bf16", "fp16", "int8", "auto"] = Field(
+        "fp32", description="auto: bf16 where the hardware has bf16 units (GPU, AMX/AVX-512 BF16 CPU), else fp32")
+
+    @property
+    def resolved_precision(self) -> str:
+        """The precision ``auto`` means on this machine (recorded in every result's config)."""
+        from polyir.models.encoder import inference_precision
+
+        return inference_precision(self.precision)
     batch_size: int = Field(64, gt=0)
     resamples: int = Field(10_000, gt=0, description="sign flips per paired test")
     cache: bool = Field(True, description="cache every model's embeddings on disk (the base's across experiments; "

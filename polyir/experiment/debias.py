@@ -67,7 +67,7 @@ def debias_rows(
             with timer(f"debias_{name}"):
                 encoder = load_encoder(spec)
                 fit = fit_debias(
-                    encoder, texts, method=d.method, rank=d.rank, precision=config.evaluation.precision,
+                    encoder, texts, method=d.method, rank=d.rank, precision=config.evaluation.resolved_precision,
                     batch_size=config.evaluation.batch_size, show_progress=progress,
                 )
                 save_debiased(encoder, fit, folder, overwrite=True)

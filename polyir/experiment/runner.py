@@ -49,7 +49,7 @@ def _evaluate_into(
             encoder = load_encoder(spec)
         console.print(f"evaluate [bold]{escape(name)}[/bold] on {escape(label)}")
         options = EvalOptions(
-            precision=config.evaluation.precision,
+            precision=config.evaluation.resolved_precision,
             batch_size=config.evaluation.batch_size,
             use_cache=config.evaluation.cache,
             show_progress=progress,

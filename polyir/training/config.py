@@ -194,6 +194,10 @@ class OptimSection(_Section):
     freeze_word_embeddings: bool | Literal["auto"] = Field(
         "auto", description="freeze the word-embedding matrix (auto: on CPU only)"
     )
+    freeze_layers: int = Field(
+        0, ge=0, description="freeze the embedding block and the lowest N transformer layers (the backward "
+        "pass stops above them: faster steps, less to forget; 0 = train all)"
+    )
     grad_cache: bool = Field(False, description="GradCache: large batches in little memory")
     grad_cache_chunk_size: int = Field(16, gt=0, description="texts per forward under GradCache")
     precision: Literal["fp32", "bf16", "fp16", "auto"] = Field(

@@ -96,7 +96,7 @@ class Trainer:
         self.device = self.encoder.device
         self.precision = resolve_precision(o.precision, self.device)
         self.freeze = resolve_freeze(o.freeze_word_embeddings, self.device)
-        self.params = freeze_parts(self.encoder, word_embeddings=self.freeze)
+        self.params = freeze_parts(self.encoder, word_embeddings=self.freeze, lower_layers=o.freeze_layers)
         self.model = distr.TrainModel(self.encoder, d)  # under torchrun: DDP, rank 0's weights everywhere
         self.optimizer = build_optimizer(self.params, o, self.device)
         self.scheduler, self.warmup_steps = build_scheduler(self.optimizer, o, self.total_steps)
@@ -427,7 +427,7 @@ class Trainer:
                     self._save_model(best_dir)
             write_json(self.run_dir / "run.json", {
                 "seed": cfg.seed, "model": cfg.model.spec, "world_size": d.world_size, "device": str(self.device),
-                "precision": self.precision, "freeze_word_embeddings": self.freeze,
+                "precision": self.precision, "freeze_word_embeddings": self.freeze, "freeze_layers": cfg.optim.freeze_layers,
                 "trainable_parameters": sum(p.numel() for p in self.params),
                 "steps": self.step, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
                 "resumed_from": str(self.resume_path) if self.resume_path else None,

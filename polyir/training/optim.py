@@ -12,8 +12,37 @@ from polyir.training.config import OptimSection
 __all__ = ["freeze_parts", "build_optimizer", "build_scheduler", "build_scaler"]
 
 
-def freeze_parts(encoder: Any, *, word_embeddings: bool) -> list[torch.nn.Parameter]:
-    """Freeze the word embeddings (if asked) and any de-biasing projection; the parameters left to train."""
+def _layers(transformer: Any) -> Any:
+    """The stack of transformer layers of a Hugging Face encoder (BERT/XLM-R style: ``encoder.layer``)."""
+    for path in (("encoder", "layer"), ("layers",), ("transformer", "layer")):
+        node = transformer
+        for name in path:
+            node = getattr(node, name, None)
+            if node is None:
+                break
+        if node is not None:
+            return node
+    return None
+
+
+def freeze_parts(encoder: Any, *, word_embeddings: bool, lower_layers: int = 0) -> list[torch.nn.Parameter]:
+    """Freeze the word embeddings (if asked), the whole embedding block and the lowest ``lower_layers``
+    transformer layers (if asked), and any de-biasing projection; the parameters left to train.
+
+    Freezing the lower layers stops the backward pass at the first trained layer (nothing below needs a
+    gradient), which is where the time goes; freezing the word embeddings alone saves only their update."""
+    if lower_layers:
+        layers = _layers(encoder.transformer)
+        if layers is None:
+            raise PolyirError("optim.freeze_layers: this model has no encoder.layer stack to freeze")
+        if lower_layers >= len(layers):
+            raise PolyirError(
+                f"optim.freeze_layers: {lower_layers} would freeze all {len(layers)} layers; give at most {len(layers) - 1}"
+            )
+        emb = getattr(encoder.transformer, "embeddings", None) or encoder.transformer.get_input_embeddings()
+        emb.requires_grad_(False)
+        for layer in layers[:lower_layers]:
+            layer.requires_grad_(False)
     if word_embeddings:
         emb = encoder.transformer.get_input_embeddings()
         if emb is None:
