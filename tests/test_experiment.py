@@ -290,6 +290,8 @@ def test_learning_curve_scores_each_snapshot_on_validation_and_tests(setup):
     assert (out / "learning_curve.png").stat().st_size > 1000
 
 
-def test_curve_steps_past_the_budget_are_refused(tmp_path):
+def test_curve_steps_past_the_budget_and_unknown_curve_test_sets_are_refused(tmp_path):
     with pytest.raises(PolyirError, match="curve.steps: 999 is past train.optim.max_steps=120"):
         load_experiment(None, ["curve={steps: [120, 999]}", f"output_dir={tmp_path}"])
+    with pytest.raises(PolyirError, match=r"curve.test_sets \['mlqa-r'\] are not test sets"):
+        load_experiment(None, ["curve={steps: [60], test_sets: [mlqa-r]}", f"output_dir={tmp_path}"])

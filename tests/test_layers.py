@@ -142,3 +142,21 @@ def test_the_graph_sees_imports_inside_functions_and_skips_type_checking(tmp_pat
 def test_polyir_has_no_import_circle():
     found = cycles(import_graph(module_files()))
     assert not found, "import circles: " + "; ".join(" -> ".join(c) for c in found)
+
+
+def test_the_readme_map_names_every_module():
+    """The README's layout section is a newcomer's map: every package and module of polyir/ is named in it
+    (the commands are listed by `polyir --help`, so commands/ is covered by its own line)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index("## Layout"):]
+    block = block[: block.index("\n## ", 1)]
+    missing = [str(p.relative_to(root)) for p in sorted((root / "polyir").rglob("*.py"))
+               if p.name != "__init__.py" and p.parent.name != "commands"
+               and not re.search(rf"\b{re.escape(p.stem)}\b", block)]
+    packages = [p.name for p in (root / "polyir").iterdir() if (p / "__init__.py").is_file()]
+    missing += [f"polyir/{name}/" for name in packages if f"{name}/" not in block]
+    assert not missing, f"README layout section does not name: {missing}"

@@ -149,6 +149,9 @@ class CurveSection(_Strict):
 
     steps: list[int] = Field(min_length=1, description="optimizer steps, e.g. [120, 480, 960] (at most max_steps)")
     arms: list[Arm] | None = Field(None, description="arms with a curve (default: every arm)")
+    test_sets: list[str] | None = Field(
+        None, description="datasets the snapshots are tested on (default: every test set; the budget may say fewer)"
+    )
 
     @field_validator("steps")
     @classmethod
@@ -188,6 +191,15 @@ class ExperimentConfig(_Strict):
     )
     curve: CurveSection | None = Field(None, description="learning curve from each run's snapshots")
     output_dir: Path = Path("runs/experiment")
+
+    @model_validator(mode="after")
+    def _curve_test_sets(self) -> ExperimentConfig:
+        if self.curve is not None and self.curve.test_sets is not None:
+            known = {ts.dataset for ts in self.test_sets} | {ts.label for ts in self.test_sets}
+            bad = [t for t in self.curve.test_sets if t not in known]
+            if bad:
+                raise ValueError(f"curve.test_sets {bad} are not test sets of this experiment (test_sets: {sorted(known)})")
+        return self
 
     @model_validator(mode="after")
     def _debias_not_on_test(self) -> ExperimentConfig:

@@ -150,7 +150,9 @@ def run_experiment(
         debias_row("base")
 
     curve: CurveData = {}
-    test_tasks = {ts.label: tasks[ts.label] for ts in config.test_sets}
+    wanted = config.curve.test_sets if config.curve is not None else None
+    test_tasks = {ts.label: tasks[ts.label] for ts in config.test_sets
+                  if wanted is None or ts.dataset in wanted or ts.label in wanted}
 
     def score_snapshots(run_dir: Path, name: str, row: str, seed: int) -> None:
         """The learning curve: each snapshot on the validation split and the test sets (not the guards)."""
