@@ -288,6 +288,13 @@ def test_learning_curve_scores_each_snapshot_on_validation_and_tests(setup):
     assert not any("@step" in p.name for p in (out / "eval").iterdir())  # the table's rows are untouched
     assert "Learning curve" in (out / "table.md").read_text()
     assert (out / "learning_curve.png").stat().st_size > 1000
+    html = out / "report.html"
+    res = runner.invoke(app, ["report", str(out), "--output", str(html)])
+    assert res.exit_code == 0, res.output
+    page = html.read_text()
+    assert "<h3>Learning curve</h3>" in page and "hybrid α = 0.5" in page
+    # every row of the summary, with its validation value, for the README's scale tables
+    assert set(summary["validation"]) >= {"monolingual", "crosslingual", "hybrid", "hybrid@0.5"}
 
 
 def test_curve_steps_past_the_budget_and_unknown_curve_test_sets_are_refused(tmp_path):

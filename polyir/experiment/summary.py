@@ -121,10 +121,22 @@ def summarize(config, evaluations: dict[str, dict], validation: dict[str, dict])
                            for label, t in guard_val.items()},
         },
         "selection": select(config, validation, guard_val, chosen),
+        "validation": _validation_means(validation, chosen),
         **({"pair_tests": _pair_tests(config, rows, labels)} if getattr(config, "pair_tests", None) else {}),
         "marks": "vs base (B), vs monolingual (M) and vs base+debias (D): + better / − worse, * p<0.05, ** p<0.01; "
                  "paired randomization test over queries (seed-averaged per-query values), macro as reported",
     }
+
+
+def _validation_means(validation: dict[str, dict[int, float | None]], chosen: float | None) -> dict[str, Any]:
+    """Every row's validation metric (mean over seeds; the chosen ``hybrid@α`` is also ``hybrid``)."""
+    out = {}
+    for row, by_seed in validation.items():
+        vals = [v for v in by_seed.values() if v is not None]
+        out[row] = {"mean": float(np.mean(vals)) if vals else None, "seeds": len(vals)}
+    if chosen is not None and f"hybrid@{chosen:g}" in out:
+        out["hybrid"] = out[f"hybrid@{chosen:g}"]
+    return out
 
 
 def _pair_tests(config, rows: dict[str, dict], labels: list[str]) -> dict[str, Any]:

@@ -172,6 +172,16 @@ def alpha_curve(summary: dict[str, Any]) -> str | None:
     return data_uri(fig)
 
 
+def learning_curve(summary: dict[str, Any]) -> str | None:
+    """Validation and test mAP of each snapshot against optimizer steps (None without a curve)."""
+    points = (summary.get("curve") or {}).get("points") or []
+    if not points:
+        return None
+    from polyir.experiment.curve import plot_curve
+
+    return data_uri(plot_curve(points, summary.get("validation_metric", "validation")))
+
+
 def per_language_bars(view: TestSetView, metric: str) -> str | None:
     """One figure per other metric (e.g. MIRACL's nDCG@10): its value per query language, a bar per row."""
     rows = [r for r in view.rows if r.same_as is None and r.results]

@@ -35,6 +35,24 @@ def _alpha_curve(exp: Experiment) -> dict[str, Any] | None:
             "headers": headers, "rows": rows}
 
 
+def _learning_curve(exp: Experiment) -> dict[str, Any] | None:
+    """The learning-curve figure and its table (None unless the experiment has a ``curve``)."""
+    uri = charts.learning_curve(exp.summary)
+    if not uri:
+        return None
+    from polyir.experiment.curve import row_title
+
+    points = exp.summary["curve"]["points"]
+    labels = sorted({lab for p in points for lab in p["test"]})
+    metrics = ("mo_map", "cr_map", "mul_map", "rank_distance")
+    rows = [[row_title(p["row"]), str(p["step"]), fmt("map", p.get("validation_mean")),
+             *[fmt(m, p["test"].get(lab, {}).get(m)) for lab in labels for m in metrics]] for p in points]
+    headers = ["row", "step", "validation", *[f"{lab} {metric_label(m)}" for lab in labels for m in metrics]]
+    return {"figure": figure(uri, "learning curve", "each run's snapshots (one learning-rate schedule over the "
+                             "whole budget): left validation, right test mAP, for reading only"),
+            "headers": headers, "rows": rows}
+
+
 def guard_and_selection(summary: dict[str, Any]) -> dict[str, Any] | None:
     """summary.json's guard flags (significant losses against the base) and the selection of the shipped row."""
     guard = summary.get("guard") or {}
@@ -78,11 +96,15 @@ def experiment_section(exp: Experiment, groups: LanguageGroups, ids: Ids, k: int
         toc.append((sub, f"test set {view.label}"))
         testsets.append(html)
     alpha = exp.summary.get("alpha") or {}
-    sections: dict[str, Any] = {"alpha": None, "guard": None, "conclusions": None}
+    sections: dict[str, Any] = {"alpha": None, "curve": None, "guard": None, "conclusions": None}
     curve = _alpha_curve(exp)
     if curve:
         sections["alpha"] = {"id": ids(anchor, "alpha"), **curve}
         toc.append((sections["alpha"]["id"], "α curve"))
+    learning = _learning_curve(exp)
+    if learning:
+        sections["curve"] = {"id": ids(anchor, "curve"), **learning}
+        toc.append((sections["curve"]["id"], "learning curve"))
     guard = guard_and_selection(exp.summary)
     if guard:
         sections["guard"] = {"id": ids(anchor, "guard"), **guard}

@@ -287,6 +287,9 @@ def readme_tables(root: Path | str = ".") -> dict[str, str]:
     low = root / "docs" / "results" / "low-resource-news" / "summary.json"
     pivot = root / "docs" / "results" / "low-resource-news" / "afriqa-pivot.json"
     adapt = root / "docs" / "results" / "news-adapt" / "summary.json"
+    from polyir.report import scale_tables as scale
+
+    scale_fi = root / "docs" / "results" / "scale-fi-en" / "summary.json"
     return {
         "results: arms and α": _alpha_rows(default),
         "results: α curve": _alpha_curve(default),
@@ -299,6 +302,10 @@ def readme_tables(root: Path | str = ".") -> dict[str, str]:
         **({"results: afriqa pivot": news.afriqa_pivot(_read(pivot))} if pivot.is_file() else {}),
         **({"results: news adaptation": news.news_adapt(_read(adapt)),
             "results: news adaptation pairs": news.news_adapt_pairs(_read(adapt))} if adapt.is_file() else {}),
+        **({f"results: scale-fi-en {label}": scale.scale_rows(_read(scale_fi), label)
+            for label in _read(scale_fi)["results"] if not label.startswith("guard:")} if scale_fi.is_file() else {}),
+        **({"results: scale-fi-en curve": scale.scale_curve(_read(scale_fi))}
+           if scale_fi.is_file() and _read(scale_fi).get("curve") else {}),
         "bench: encoding": _bench_encode(_read(bench / "eval_speed.json")),
         "bench: evaluate": _bench_evaluate(_read(bench / "eval_speed.json")),
         "bench: training": _bench_train(_read(bench / "train_speed.json")),
