@@ -9,11 +9,10 @@ because ``polyir.debias`` imports ``polyir.models`` (the encoder it fits on): re
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from polyir.errors import PolyirError
+from polyir.runinfo import read_json_file
 
 __all__ = ["DEBIAS_FILE", "MEANS_FILE", "read_debias_record"]
 
@@ -24,10 +23,4 @@ MEANS_FILE = "language_means.npy"  # the per-language means of a ``center`` map,
 def read_debias_record(folder: Path | str) -> dict[str, Any] | None:
     """The folder's ``polyir_debias.json`` (None when the model has no de-biasing map); invalid JSON is a
     ``PolyirError`` naming the file and the line."""
-    path = Path(folder) / DEBIAS_FILE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise PolyirError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    return read_json_file(Path(folder) / DEBIAS_FILE)

@@ -41,6 +41,20 @@ class Timer:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
 
 
+def read_json_file(path: Path | str) -> Any | None:
+    """A JSON file's content (None when the file is absent); invalid JSON is a ``PolyirError`` naming the
+    file and the line."""
+    from polyir.errors import PolyirError
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise PolyirError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
 def write_json(path: Path, data: Any) -> Path:
     """Write JSON atomically (temp file, then rename) so a crash never leaves half a file."""
     return atomic_write_json(path, data, default=_jsonable)

@@ -26,25 +26,31 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope="module")
 def run(tiny):
     """A 4-step hybrid run with validation every 2 steps and the alignment regulariser."""
+    return _train_tiny(tiny, tiny["root"] / "run", {
+        "sampler": {"strategy": "hybrid", "alpha": 0.25},
+        "optim": {"lr": 3e-3, "max_steps": 4, "batch_size": 4, "warmup_ratio": 0.0, "precision": "fp32",
+                  "freeze_word_embeddings": False},
+        "regularization": {"align_weight": 0.5},
+    })
+
+
+def _train_tiny(tiny, output_dir: Path, settings: dict):
+    """polyir.train on the tiny model and data (one thread), with ``settings`` on top of the shared ones."""
     import polyir
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        result = polyir.train({
+        return polyir.train({
             "model": {"spec": str(tiny["model"]), "device": "cpu", "query_max_length": 16, "passage_max_length": 24},
             "data": {"train": [{"source": "mlqa-r", "languages": LANGS}], "data_dir": str(tiny["data"]),
                      "download": False},
-            "sampler": {"strategy": "hybrid", "alpha": 0.25},
             "validation": {"count": 4, "every": 2, "max_loss_batches": 1},
-            "optim": {"lr": 3e-3, "max_steps": 4, "batch_size": 4, "warmup_ratio": 0.0, "precision": "fp32",
-                      "freeze_word_embeddings": False},
-            "regularization": {"align_weight": 0.5},
-            "seed": 0, "output_dir": str(tiny["root"] / "run"), "log_every": 1, "progress": False,
+            "seed": 0, "output_dir": str(output_dir), "log_every": 1, "progress": False,
+            **settings,
         })
     finally:
         torch.set_num_threads(threads)
-    return result
 
 
 def _card(folder: Path):
@@ -173,21 +179,11 @@ def test_lora_and_matryoshka_cards_name_the_adapter_and_dimensions(tiny, tmp_pat
     import polyir
     from polyir.models.card import write_model_card
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        result = polyir.train({
-            "model": {"spec": str(tiny["model"]), "device": "cpu", "query_max_length": 16, "passage_max_length": 24},
-            "data": {"train": [{"source": "mlqa-r", "languages": LANGS}], "data_dir": str(tiny["data"]),
-                     "download": False},
-            "validation": {"count": 4, "every": 2, "max_loss_batches": 1},
-            "optim": {"lr": 3e-3, "max_steps": 2, "batch_size": 4, "warmup_ratio": 0.0, "precision": "fp32",
-                      "matryoshka_dims": [32, 16], "matryoshka_weights": [1, 0.5]},
-            "adapter": {"kind": "lora", "r": 4, "alpha": 8, "save": "adapter"},
-            "seed": 0, "output_dir": str(tmp_path / "run"), "log_every": 1, "progress": False,
-        })
-    finally:
-        torch.set_num_threads(threads)
+    result = _train_tiny(tiny, tmp_path / "run", {
+        "optim": {"lr": 3e-3, "max_steps": 2, "batch_size": 4, "warmup_ratio": 0.0, "precision": "fp32",
+                  "matryoshka_dims": [32, 16], "matryoshka_weights": [1, 0.5]},
+        "adapter": {"kind": "lora", "r": 4, "alpha": 8, "save": "adapter"},
+    })
     for name in ("best", "last"):
         card = _card(result.output_dir / name)
         assert {"lora", "matryoshka"} <= set(card.data.tags), name

@@ -67,15 +67,7 @@ def test_concurrent_requests_share_one_encoder_call(folder, tiny_model_dir):
     gated = GatedEncoder(load_encoder(str(tiny_model_dir), device="cpu"))
     app = create_app(folder, encoder=gated, max_batch=len(QUERIES), max_wait_ms=0)
     batcher: QueryBatcher = app.state.batcher
-    with background_server(app) as url, httpx.Client(base_url=url, timeout=60) as client, \
-            ThreadPoolExecutor(len(QUERIES)) as pool:
-        first = pool.submit(client.post, "/search", json={"query": QUERIES[0], "k": 5})
-        assert gated.entered.wait(60), "the first query never reached the encoder"
-        rest = [pool.submit(client.post, "/search", json={"query": q, "k": 5}) for q in QUERIES[1:]]
-        assert batcher.wait_for_waiting(len(QUERIES) - 1, timeout=60), "the requests did not all arrive"
-        gated.gate.set()
-        responses = [first.result(), *(f.result() for f in rest)]
-    assert [r.status_code for r in responses] == [200] * len(QUERIES)
+    _, responses = _gated_run(app, gated, QUERIES, k=5)
     # two encoder calls for eight requests: the first alone, the seven that queued behind it together
     assert [len(c) for c in gated.calls] == [1, len(QUERIES) - 1]
     assert sorted(gated.calls[1]) == sorted(QUERIES[1:])
@@ -146,20 +138,21 @@ def _cli_app(folder, monkeypatch, gated, *args):
     return made["app"], res.output
 
 
-def _gated_run(app, gated, queries):
-    """The first query held inside the encoder until all the others wait in the queue, then released."""
+def _gated_run(app, gated, queries, k: int = 3):
+    """The first query held inside the encoder until all the others wait in the queue, then released;
+    returns the /health answer and the responses (all checked to be 200)."""
     batcher: QueryBatcher = app.state.batcher
     with background_server(app) as url, httpx.Client(base_url=url, timeout=60) as client, \
             ThreadPoolExecutor(len(queries)) as pool:
-        first = pool.submit(client.post, "/search", json={"query": queries[0], "k": 3})
+        first = pool.submit(client.post, "/search", json={"query": queries[0], "k": k})
         assert gated.entered.wait(60), "the first query never reached the encoder"
-        rest = [pool.submit(client.post, "/search", json={"query": q, "k": 3}) for q in queries[1:]]
+        rest = [pool.submit(client.post, "/search", json={"query": q, "k": k}) for q in queries[1:]]
         assert batcher.wait_for_waiting(len(queries) - 1, timeout=60), "the requests did not all arrive"
         gated.gate.set()
         responses = [first.result(), *(f.result() for f in rest)]
         health = client.get("/health").json()
     assert [r.status_code for r in responses] == [200] * len(queries)
-    return health
+    return health, responses
 
 
 @pytest.mark.parametrize(
@@ -174,7 +167,7 @@ def test_serve_max_batch_sets_how_many_queries_share_an_encoder_call(folder, tin
     gated = GatedEncoder(None)
     app, output = _cli_app(folder, monkeypatch, gated, "--max-batch", str(max_batch), "--max-wait-ms", "0")
     assert f"batching up to {max_batch} queries, waiting at most 0 ms" in output
-    health = _gated_run(app, gated, QUERIES)
+    health, _ = _gated_run(app, gated, QUERIES)
     assert [len(c) for c in gated.calls] == sizes
     assert sorted(t for c in gated.calls for t in c) == sorted(QUERIES)
     b = health["batching"]

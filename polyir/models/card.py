@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from polyir.debias_record import read_debias_record
+from polyir.runinfo import read_json_file
 from polyir.errors import PolyirError
 
 __all__ = ["CardFacts", "gather_facts", "render_card", "write_model_card", "write_saved_card", "CARD_FILE"]
@@ -71,12 +72,7 @@ class CardFacts:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise PolyirError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    return read_json_file(path)
 
 
 def _log_rows(path: Path) -> list[dict[str, Any]]:
