@@ -176,7 +176,6 @@ def test_debiased_model_card_states_the_projection(tiny, tmp_path):
 def test_lora_and_matryoshka_cards_name_the_adapter_and_dimensions(tiny, tmp_path):
     import shutil
 
-    import polyir
     from polyir.models.card import write_model_card
 
     result = _train_tiny(tiny, tmp_path / "run", {
