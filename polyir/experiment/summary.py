@@ -294,6 +294,11 @@ def markdown_table(summary: dict[str, Any]) -> str:
             val = c["validation_mean"]
             lines.append(f"| {c['alpha']:g} | {val:.4f} | {tests} |" if val is not None else f"| {c['alpha']:g} | - | {tests} |")
     lines += _guard_lines(summary)
+    if (summary.get("curve") or {}).get("points"):
+        from polyir.experiment.curve import curve_markdown
+
+        lines += ["", "## Learning curve (snapshots of each run)", "",
+                  curve_markdown(summary["curve"]["points"], summary.get("validation_metric", "validation")).rstrip()]
     lines += ["", "## Conclusions", ""] + [f"- {c}" for c in summary["conclusions"]]
     return "\n".join(lines) + "\n"
 
@@ -415,13 +420,7 @@ def write_summary(summary: dict[str, Any], out: Path) -> dict[str, Path]:
     """summary.json, table.md and the charts."""
     out = Path(out)
     write_json(out / "summary.json", summary)
-    table = markdown_table(summary)
-    if (summary.get("curve") or {}).get("points"):
-        from polyir.experiment.curve import curve_markdown
-
-        table += "\n## Learning curve (snapshots of each run)\n\n" + curve_markdown(
-            summary["curve"]["points"], summary.get("validation_metric", "validation"))
-    write_text(out / "table.md", table)
+    write_text(out / "table.md", markdown_table(summary))
     if summary.get("pair_tests"):
         from polyir.experiment.pairs import markdown as pairs_markdown
 
