@@ -355,9 +355,13 @@ def test_frozen_lower_layers_stay_unchanged_and_the_rest_trains(setup, tmp_path)
     from polyir.models.resolve import load_encoder
 
     model, _ = setup
-    before = {k.split("auto_model.", 1)[-1]: v for k, v in load_encoder(str(model), device="cpu").st.state_dict().items()}
+    def norm(key: str) -> str:  # "0.auto_model.encoder.layer.0..." / "bert.encoder..." -> "encoder.layer.0..."
+        hits = [key.find(m) for m in ("embeddings.", "encoder.", "pooler.") if key.find(m) >= 0]
+        return key[min(hits):] if hits else key
+
+    before = {norm(k): v for k, v in load_encoder(str(model), device="cpu").st.state_dict().items()}
     result = train(config_from_dict(make_config(setup, tmp_path / "run", max_steps=3, freeze_layers=1)))
-    after = {k.split("auto_model.", 1)[-1]: v for k, v in _weights(result.last_dir).items()}
+    after = {norm(k): v for k, v in _weights(result.last_dir).items()}
     shared = [k for k in after if k in before]
     frozen = [k for k in shared if k.startswith(("embeddings.", "encoder.layer.0."))]
     above = [k for k in shared if k.startswith("encoder.layer.") and not k.startswith("encoder.layer.0.")]
