@@ -36,6 +36,7 @@ def evaluate_command(
     """Measure a model on a LAReQA-style task: Mo./Cr./Mul. mAP, rank distance, hit@k, X->Y matrix;
     or on MIRACL (--dataset miracl): nDCG@10 and Recall@100 per language."""
     from polyir.commands.miracl import evaluate_miracl_command, is_miracl
+    from polyir.models.encoder import inference_precision
 
     if is_miracl(dataset):
         if max_pairs:
@@ -46,7 +47,7 @@ def evaluate_command(
             raise PolyirError("--truncate-dim is for LAReQA-style tasks, not MIRACL")
         evaluate_miracl_command(
             model=model, languages=languages, output=output, data_dir=data_dir, corpus=corpus,
-            precision=_resolved(precision, device), batch_size=batch_size, device=device, cache=cache,
+            precision=inference_precision(precision, device), batch_size=batch_size, device=device, cache=cache,
             query_max_length=query_max_length, passage_max_length=passage_max_length, progress=progress,
         )
         return
@@ -60,7 +61,7 @@ def evaluate_command(
 
     if precision not in ("fp32", "bf16", "fp16", "int8", "auto"):
         raise PolyirError(f"--precision must be fp32, bf16, fp16, int8 or auto, not {precision!r}")
-    precision = _resolved(precision, device)
+    precision = inference_precision(precision, device)
     if output is not None:
         check_outputs(output)  # before the work: a directory or an unwritable folder fails now, not after
     if trec is not None and trec.exists() and not trec.is_dir():
@@ -96,10 +97,3 @@ def evaluate_command(
         Console().print("wrote " + ", ".join(str(p) for p in paths.values()))
     if trec_paths:
         Console().print("wrote " + ", ".join(str(p) for p in trec_paths.values()))
-
-
-def _resolved(precision: str, device: str) -> str:
-    """``--precision auto`` as this machine means it (bf16 only where the hardware has bf16 units)."""
-    from polyir.models.encoder import inference_precision
-
-    return inference_precision(precision, device) if precision == "auto" else precision

@@ -17,6 +17,7 @@ from polyir.training.config import (
     apply_overrides,
     config_from_dict,
     default_config_path,
+    positive_steps,
     read_yaml,
 )
 from polyir.training.overrides import apply_overrides as apply_overrides_for
@@ -156,9 +157,7 @@ class CurveSection(_Strict):
     @field_validator("steps")
     @classmethod
     def _steps(cls, value: list[int]) -> list[int]:
-        if any(v <= 0 for v in value):
-            raise ValueError(f"steps must be positive, got {value}")
-        return sorted(set(value))
+        return positive_steps(value)
 
 
 class ExperimentConfig(_Strict):

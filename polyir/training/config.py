@@ -383,9 +383,7 @@ class TrainConfig(_Section):
     @field_validator("snapshot_steps")
     @classmethod
     def _positive_steps(cls, value: list[int]) -> list[int]:
-        if any(v <= 0 for v in value):
-            raise ValueError(f"steps must be positive, got {value}")
-        return sorted(set(value))
+        return positive_steps(value)
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -412,19 +410,22 @@ class TrainConfig(_Section):
 # ---------------------------------------------------------------------------- precision & freezing
 
 
+def positive_steps(value: list[int]) -> list[int]:
+    """Optimizer steps as a sorted list without repeats; zero or negative steps are refused."""
+    if any(v <= 0 for v in value):
+        raise ValueError(f"steps must be positive, got {value}")
+    return sorted(set(value))
+
+
 def resolve_precision(precision: str, device: Any) -> Literal["fp32", "bf16", "fp16"]:
     """The autocast mode a precision setting means on ``device`` (``auto``: bf16 where it pays)."""
     import torch
 
-    from polyir.models.encoder import cpu_has_bf16
+    from polyir.models.encoder import inference_precision
 
     kind = torch.device(device).type
     if precision == "auto":
-        if kind == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-        if kind == "cpu":
-            return "bf16" if cpu_has_bf16() else "fp32"
-        return "fp32"
+        return inference_precision("auto", str(device))  # type: ignore[return-value]
     if precision == "fp16" and kind != "cuda":
         raise PolyirError(f"optim.precision: fp16 needs a CUDA GPU (device is {kind}); use bf16 or fp32")
     return precision  # type: ignore[return-value]
