@@ -9,6 +9,7 @@ so it is not the same model as a run trained for N steps only. Nothing is chosen
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,26 +61,33 @@ def row_title(row: str) -> str:
     return row
 
 
-def curve_markdown(points: list[dict[str, Any]], validation_metric: str) -> str:
+SHORT_LABELS = {"mo_map": "Mo.", "cr_map": "Cr.", "mul_map": "Mul.", "rank_distance": "rank dist."}
+
+
+def _fixed(metric: str, value: float | None) -> str:
+    return "–" if value is None else f"{value:.{1 if metric == 'rank_distance' else 4}f}"
+
+
+def curve_grid(points: list[dict[str, Any]], first: str = "row", validation: str = "validation",
+               cell: Callable[[str, float | None], str] = _fixed,
+               label: Callable[[str], str] = SHORT_LABELS.__getitem__) -> tuple[list[str], list[list[str]]]:
+    """The learning curve as a header and rows of text, one row per (row, step): validation, then each
+    test set's Mo./Cr./Mul./rank distance. ``cell(metric, value)`` formats a number (validation uses
+    ``mul_map``'s format), ``label(metric)`` names a column; the Markdown and HTML tables share this."""
+    labels = sorted({lab for p in points for lab in p["test"]})
+    head = [first, "step", validation, *[f"{lab} {label(m)}" for lab in labels for m in TEST_METRICS]]
+    rows = [[row_title(p["row"]), str(p["step"]), cell("mul_map", p.get("validation_mean")),
+             *[cell(m, p["test"].get(lab, {}).get(m)) for lab in labels for m in TEST_METRICS]] for p in points]
+    return head, rows
+
+
+def curve_markdown(points: list[dict[str, Any]], validation_metric: str, first: str = "row") -> str:
     """The learning curve as a Markdown table: one line per (row, step)."""
     if not points:
         return ""
-    labels = sorted({label for p in points for label in p["test"]})
-    head = ["row", "step", f"validation {validation_metric}"]
-    for label in labels:
-        head += [f"{label} Mo.", f"{label} Cr.", f"{label} Mul.", f"{label} rank dist."]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * (len(head) - 2)]
-
-    def fmt(v: float | None, digits: int = 4) -> str:
-        return "–" if v is None else f"{v:.{digits}f}"
-
-    for p in points:
-        cells = [row_title(p["row"]), str(p["step"]), fmt(p["validation_mean"])]
-        for label in labels:
-            t = p["test"].get(label, {})
-            cells += [fmt(t.get("mo_map")), fmt(t.get("cr_map")), fmt(t.get("mul_map")),
-                      fmt(t.get("rank_distance"), 1)]
-        lines.append("| " + " | ".join(cells) + " |")
+    head, rows = curve_grid(points, first, f"validation {validation_metric}")
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 

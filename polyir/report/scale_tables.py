@@ -30,19 +30,7 @@ def scale_rows(summary: dict[str, Any], label: str) -> str:
 
 def scale_curve(summary: dict[str, Any]) -> str:
     """The learning curve: each snapshot's validation Mul. and its test mAPs and rank distance."""
-    from polyir.experiment.curve import row_title
+    from polyir.experiment.curve import curve_markdown
 
-    points = (summary.get("curve") or {}).get("points") or []
-    labels = sorted({label for p in points for label in p["test"]})
-    head = [f"{summary['name']}: snapshot", "step", "validation Mul."]
-    for label in labels:
-        head += [f"{label} Mo.", f"{label} Cr.", f"{label} Mul.", f"{label} rank dist."]
-    rows = []
-    for p in points:
-        cells = [row_title(p["row"]), str(p["step"]), fixed(p["validation_mean"], 4)]
-        for label in labels:
-            t = p["test"].get(label, {})
-            cells += [fixed(t.get("mo_map"), 4), fixed(t.get("cr_map"), 4), fixed(t.get("mul_map"), 4),
-                      fixed(t.get("rank_distance"), 1)]
-        rows.append(cells)
-    return markdown_rows(head, "lr" + "r" * (len(head) - 2), rows)
+    return curve_markdown((summary.get("curve") or {}).get("points") or [], "Mul.",
+                          first=f"{summary['name']}: snapshot").rstrip("\n")

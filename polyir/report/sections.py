@@ -40,14 +40,9 @@ def _learning_curve(exp: Experiment) -> dict[str, Any] | None:
     uri = charts.learning_curve(exp.summary)
     if not uri:
         return None
-    from polyir.experiment.curve import row_title
+    from polyir.experiment.curve import curve_grid
 
-    points = exp.summary["curve"]["points"]
-    labels = sorted({lab for p in points for lab in p["test"]})
-    metrics = ("mo_map", "cr_map", "mul_map", "rank_distance")
-    rows = [[row_title(p["row"]), str(p["step"]), fmt("map", p.get("validation_mean")),
-             *[fmt(m, p["test"].get(lab, {}).get(m)) for lab in labels for m in metrics]] for p in points]
-    headers = ["row", "step", "validation", *[f"{lab} {metric_label(m)}" for lab in labels for m in metrics]]
+    headers, rows = curve_grid(exp.summary["curve"]["points"], cell=fmt, label=metric_label)
     return {"figure": figure(uri, "learning curve", "each run's snapshots (one learning-rate schedule over the "
                              "whole budget): left validation, right test mAP, for reading only"),
             "headers": headers, "rows": rows}
