@@ -256,6 +256,19 @@ def _bench_precision(d: dict[str, Any]) -> str:
     return markdown_rows(["step", *(f"{label} fp32 / bf16" for _, label in keys)], "r" * 5, rows)
 
 
+def _bench_options(d: dict[str, Any]) -> str:
+    dims = d["dims"]
+    rows = [[r["row"], MISSING_TIME if r["s_per_step"] is None else f"{r['s_per_step']:.2f}",
+             MISSING_TIME if r["trainable_parameters"] is None else f"{r['trainable_parameters']:,}",
+             *(f"{r['validation'][k]:.4f}" for k in ("val_mo_map", "val_cr_map", "val_mul_map",
+                                                     *(f"val_mul_map@{n}" for n in dims)))]
+            for r in d["rows"]]
+    return markdown_rows([f"training option ({d['steps']} steps × {d['batch_size']} pairs, `bench/training_options.py`)",
+                          "s/step", "trainable parameters", "val Mo.", "val Cr.", "val Mul.",
+                          *(f"val Mul. @{n} dims" for n in dims)], "l" + "r" * (5 + len(dims)), rows)
+
+
+MISSING_TIME = "–"
 SEARCH_LABELS = {"ivfpq+refine4": "ivfpq + refine 4", "qdrant-local": "qdrant (local)"}
 
 
@@ -310,6 +323,8 @@ def readme_tables(root: Path | str = ".") -> dict[str, str]:
         "bench: evaluate": _bench_evaluate(_read(bench / "eval_speed.json")),
         "bench: training": _bench_train(_read(bench / "train_speed.json")),
         "bench: bf16 training quality": _bench_precision(_read(bench / "precision_quality.json")),
+        **({"bench: training options": _bench_options(_read(bench / "training_options.json"))}
+           if (bench / "training_options.json").is_file() else {}),
         "bench: search backends": _bench_search(_read(bench / "search_speed.json")),
     }
 
