@@ -258,8 +258,8 @@ def _bench_precision(d: dict[str, Any]) -> str:
 
 def _bench_options(d: dict[str, Any]) -> str:
     dims = d["dims"]
-    rows = [[r["row"], MISSING_TIME if r["s_per_step"] is None else f"{r['s_per_step']:.2f}",
-             MISSING_TIME if r["trainable_parameters"] is None else f"{r['trainable_parameters']:,}",
+    rows = [[r["row"], "–" if r["s_per_step"] is None else f"{r['s_per_step']:.2f}",
+             "–" if r["trainable_parameters"] is None else f"{r['trainable_parameters']:,}",
              *(f"{r['validation'][k]:.4f}" for k in ("val_mo_map", "val_cr_map", "val_mul_map",
                                                      *(f"val_mul_map@{n}" for n in dims)))]
             for r in d["rows"]]
@@ -268,7 +268,6 @@ def _bench_options(d: dict[str, Any]) -> str:
                           *(f"val Mul. @{n} dims" for n in dims)], "l" + "r" * (5 + len(dims)), rows)
 
 
-MISSING_TIME = "–"
 SEARCH_LABELS = {"ivfpq+refine4": "ivfpq + refine 4", "qdrant-local": "qdrant (local)"}
 
 
