@@ -90,7 +90,8 @@ def worker(args) -> dict:
 
 
 def ensure_export(variant: str, args) -> float | None:
-    """Write the variant's exported folder with `polyir export` unless it exists; the seconds it took."""
+    """Write the variant's exported folder with `polyir export` unless it exists; the seconds it took.
+    A failed export raises ``subprocess.CalledProcessError`` with the command's stderr."""
     backend, extra = VARIANTS[variant]  # type: ignore[misc]
     folder = Path(args.export_dir) / variant
     if (folder / "polyir_export.json").is_file():
@@ -98,8 +99,13 @@ def ensure_export(variant: str, args) -> float | None:
     cmd = [sys.executable, "-m", "polyir.cli", "export", args.model, "--backend", backend, *extra,
            "--output", str(folder)]
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, env=os.environ.copy())
+    subprocess.run(cmd, check=True, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     return round(time.perf_counter() - start, 1)
+
+
+def _last_line(text: str | None) -> str:
+    lines = [ln for ln in (text or "").splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else "no message"
 
 
 def _have_openvino() -> bool:
@@ -140,11 +146,16 @@ def main() -> None:
     if "torch-fp32" not in names:
         names.insert(0, "torch-fp32")  # the reference
     started = time.perf_counter()
-    rows, vectors = [], {}
+    rows, vectors, failed = [], {}, []
     vec_dir = args.output.parent / ".export_speed_vectors"
     vec_dir.mkdir(parents=True, exist_ok=True)
     for name in names:
-        export_s = None if isinstance(VARIANTS[name], str) else ensure_export(name, args)
+        try:
+            export_s = None if isinstance(VARIANTS[name], str) else ensure_export(name, args)
+        except subprocess.CalledProcessError as exc:  # recorded, and the other variants still run
+            failed.append({"variant": name, "stage": "export", "error": _last_line(exc.stderr)})
+            print(f"{name}: export failed: {failed[-1]['error']}", file=sys.stderr)
+            continue
         vec = vec_dir / f"{name}.npy"
         cmd = [sys.executable, __file__, "--worker", "--variant", name, "--model", args.model, "--dataset", args.dataset,
                "--export-dir", str(args.export_dir), "--sample", str(args.sample), "--batch-size", str(args.batch_size),
@@ -152,6 +163,7 @@ def main() -> None:
                *(["--max-pairs", str(args.max_pairs)] if args.max_pairs else []), *(["--no-eval"] if args.no_eval else [])]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
         if proc.returncode != 0:
+            failed.append({"variant": name, "stage": "measure", "error": _last_line(proc.stderr)})
             print(f"{name}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
             continue
         row = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -183,6 +195,7 @@ def main() -> None:
         deltas = " | ".join("—" if d.get(m) is None else f"{d[m]:+.4f}" for m in METRICS)
         lines.append(f"| {r['variant']} | {r['texts_per_s']:.1f} | {r.get('speedup_vs_fp32', 1):.2f} | "
                      f"{r.get('sample_vs_fp32', {}).get('min_cosine', 1):.5f} | {r.get('eval_wall_s', '—')} | {deltas} |")
+    lines += [f"| {f['variant']} | failed ({f['stage']}): {f['error'][:120]} |" for f in failed]
     table = "\n".join(lines)
     print(table)
     from polyir.runinfo import versions, write_json
@@ -195,6 +208,7 @@ def main() -> None:
         "command": " ".join(["python", "bench/export_speed.py", *sys.argv[1:]]),
         "seconds": round(time.perf_counter() - started, 1),
         "results": rows,
+        "failed": failed,
         "table": table,
     })
     print(f"wrote {args.output}", file=sys.stderr)

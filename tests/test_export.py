@@ -174,3 +174,24 @@ def test_openvino_export_matches_torch(source, tmp_path):
     assert ov_enc.backend == "openvino" and (tmp_path / "ov" / "model.xml").is_file()
     ref = torch_enc.encode(TEXTS, "passage", show_progress=False)
     np.testing.assert_allclose(ov_enc.encode(TEXTS, "passage", show_progress=False), ref, atol=1e-4, rtol=0)
+
+
+def test_openvino_int8_export_is_close(source, tmp_path):
+    """OpenVINO's int8 is NNCF's per-channel weight compression of the converted (fused) graph."""
+    pytest.importorskip("openvino", reason="openvino is not installed (optional: pip install openvino)")
+    pytest.importorskip("nncf", reason="nncf is not installed (optional: pip install nncf)")
+    torch_enc = load_encoder(str(source), device="cpu")
+    result = export_model(torch_enc, tmp_path / "ov8", backend="openvino", quantize="int8")
+    info = json.loads((tmp_path / "ov8" / EXPORT_FILE).read_text())
+    assert info["backend"] == "openvino" and info["quantize"] == "int8"
+    assert info["quantization"]["method"].startswith("nncf") and info["quantization"]["per_channel"] is True
+    assert 'element_type="i8"' in (tmp_path / "ov8" / "model.xml").read_text()  # the weights are int8
+    assert result.min_cosine > 0.99
+    ov_enc = load_encoder(str(tmp_path / "ov8"))
+    ref = torch_enc.encode(TEXTS, "passage", show_progress=False)
+    got = ov_enc.encode(TEXTS, "passage", show_progress=False)
+    assert ((ref * got).sum(axis=1) > 0.99).all()
+    assert np.array_equal(np.argsort(-(ref @ ref[0])), np.argsort(-(got @ got[0])))
+    with pytest.raises(PolyirError, match="--per-tensor applies to --backend onnx only"):
+        export_model(torch_enc, tmp_path / "ov8pt", backend="openvino", quantize="int8", per_channel=False)
+    assert not (tmp_path / "ov8pt").exists()

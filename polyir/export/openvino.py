@@ -1,8 +1,11 @@
-"""ONNX -> OpenVINO IR (``model.xml`` + ``model.bin``) with OpenVINO's own converter.
+"""ONNX -> OpenVINO IR (``model.xml`` + ``model.bin``) with OpenVINO's own tools.
 
-The ONNX graph (fp32, or int8 from :mod:`polyir.export.quantize`) is read by ``openvino.convert_model``
-and saved uncompressed (``compress_to_fp16=False``: weights stay as exported, so an fp32 export
-matches torch). OpenVINO is optional: ``pip install openvino``.
+The fp32 ONNX graph is read by ``openvino.convert_model`` and saved uncompressed
+(``compress_to_fp16=False``: weights stay as exported, so an fp32 export matches torch). int8 is
+OpenVINO's own: NNCF's data-free weight compression (``nncf.compress_weights``, symmetric int8, one
+scale per output channel) on the converted model. ONNX Runtime's quantized graph is not fed to
+OpenVINO: its quantized com.microsoft ops do not convert. OpenVINO is optional:
+``pip install openvino nncf``.
 """
 
 from __future__ import annotations
@@ -29,15 +32,43 @@ def require_openvino() -> None:
         raise PolyirError("--backend openvino needs the openvino package: pip install openvino (or use --backend onnx)")
 
 
-def onnx_to_openvino(onnx_path: Path, folder: Path) -> str:
-    """Convert ``onnx_path`` into ``folder/model.xml`` (+ .bin); returns the xml file's name."""
+def require_nncf() -> None:
+    """Fail early when OpenVINO's int8 tool (NNCF) is not installed."""
+    try:
+        import nncf  # noqa: F401
+    except ImportError:
+        raise PolyirError("--backend openvino --quantize int8 needs NNCF, OpenVINO's compression tool: "
+                          "pip install nncf") from None
+
+
+INT8_OPTIONS = {"method": "nncf weight compression (data-free)", "weights": "int8 (symmetric)",
+                "activations": "fp32 (the CPU plugin may quantize them per batch at run time)",
+                "per_channel": True}
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else "no detail"
+
+
+def onnx_to_openvino(onnx_path: Path, folder: Path, *, int8: bool = False) -> str:
+    """Convert ``onnx_path`` into ``folder/model.xml`` (+ .bin), with int8 weights on request;
+    returns the xml file's name."""
     require_openvino()
     import openvino as ov
 
     try:
         model = ov.convert_model(str(onnx_path))
-        ov.save_model(model, str(folder / XML_FILE), compress_to_fp16=False)
     except Exception as exc:  # OpenVINO raises RuntimeError / OpConversionFailure
         raise PolyirError(f"OpenVINO could not convert {onnx_path.name} ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from exc
+                          f"{_first_line(exc)})") from exc
+    if int8:
+        require_nncf()
+        import nncf
+
+        try:
+            model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_SYM)
+        except Exception as exc:  # NNCF raises its own errors or RuntimeError
+            raise PolyirError(f"NNCF could not compress {onnx_path.name} to int8 ({type(exc).__name__}: "
+                              f"{_first_line(exc)})") from exc
+    ov.save_model(model, str(folder / XML_FILE), compress_to_fp16=False)
     return XML_FILE

@@ -1,8 +1,8 @@
 """``export_model``: write an exported folder, check it against torch, record what was done.
 
-Steps: torch -> ONNX (:mod:`polyir.export.graph`), fusions for BERT-like encoders, int8 weights per
-channel on request (:mod:`polyir.export.quantize`), OpenVINO conversion on request
-(:mod:`polyir.export.openvino`), the tokenizer, then ``polyir_export.json`` (written last: a folder
+Steps: torch -> ONNX (:mod:`polyir.export.graph`), fusions for BERT-like encoders, then for ONNX
+Runtime int8 weights per channel on request (:mod:`polyir.export.quantize`), or for OpenVINO its
+conversion with, on request, NNCF's int8 weights (:mod:`polyir.export.openvino`); the tokenizer, then ``polyir_export.json`` (written last: a folder
 without it is not an export). The folder is built beside ``output`` and swapped in only when the
 exported model loads and its vectors agree with torch's on a fixed multilingual sample: an fp32
 export must match within ``FP32_TOLERANCE`` (max abs difference), an int8 export's agreement is
@@ -57,16 +57,21 @@ class ExportResult:
     fused: dict[str, int]
 
 
-def check_export_options(backend: str, quantize: str | None) -> None:
-    """Refuse an unknown backend or quantization before any work."""
+def check_export_options(backend: str, quantize: str | None, per_channel: bool = True) -> None:
+    """Refuse an unknown backend or quantization, or a combination no tool makes, before any work."""
     if backend not in BACKENDS:
         raise PolyirError(f"unknown --backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
     if quantize not in QUANTIZE:
         raise PolyirError(f"unknown --quantize {quantize!r}; the only option is int8 (omit it for fp32)")
     if backend == "openvino":
-        from polyir.export.openvino import require_openvino
+        from polyir.export.openvino import require_nncf, require_openvino
 
         require_openvino()
+        if quantize == "int8":
+            require_nncf()
+        if not per_channel:
+            raise PolyirError("--per-tensor applies to --backend onnx only; OpenVINO's int8 weights (NNCF) "
+                              "have one scale per output channel")
 
 
 def agreement(reference: np.ndarray, exported: np.ndarray) -> tuple[float, float]:
@@ -94,7 +99,7 @@ def export_model(
     from polyir.export.graph import OPSET, export_onnx, fusable, optimize_onnx
     from polyir.runinfo import versions
 
-    check_export_options(backend, quantize)
+    check_export_options(backend, quantize, per_channel)
     if getattr(encoder, "centering", None) is not None:
         raise PolyirError(
             f"{encoder.spec} centres each text by its language's mean, which needs the text's language at "
@@ -115,19 +120,20 @@ def export_model(
             graph = tmp / "fused.onnx"
             fused = optimize_onnx(raw, graph, encoder)
         quant_info: dict[str, Any] | None = None
-        if quantize == "int8":
-            from polyir.export.quantize import quantize_int8
-
-            quantized = tmp / "int8.onnx"
-            quant_info = quantize_int8(graph, quantized, per_channel=per_channel)
-            graph = quantized
         if backend == "onnx":
+            if quantize == "int8":
+                from polyir.export.quantize import quantize_int8
+
+                quantized = tmp / "int8.onnx"
+                quant_info = quantize_int8(graph, quantized, per_channel=per_channel)
+                graph = quantized
             shutil.move(str(graph), staging / ONNX_FILE)
             model_file = ONNX_FILE
         else:
-            from polyir.export.openvino import onnx_to_openvino
+            from polyir.export.openvino import INT8_OPTIONS, onnx_to_openvino
 
-            model_file = onnx_to_openvino(graph, staging)
+            model_file = onnx_to_openvino(graph, staging, int8=quantize == "int8")
+            quant_info = dict(INT8_OPTIONS) if quantize == "int8" else None
         encoder.tokenizer.save_pretrained(str(staging))
         info: dict[str, Any] = {
             "format": EXPORT_FORMAT,
