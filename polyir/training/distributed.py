@@ -122,8 +122,9 @@ class TrainModel:
     re-broadcast before every forward (a BERT's buffers are constant ids).
     """
 
-    def __init__(self, encoder: Any, d: DistContext):
+    def __init__(self, encoder: Any, d: DistContext, *, group_overhead: int | None = None):
         self.encoder = encoder
+        self.group_overhead = group_overhead  # None: one forward per tower
         self.module: torch.nn.Module = encoder.st
         self.ddp: torch.nn.parallel.DistributedDataParallel | None = None
         if d.active:
@@ -137,10 +138,20 @@ class TrainModel:
             )
 
     def embed(self, texts: Sequence[str], kind: str) -> torch.Tensor:
-        """Embeddings with a graph, through DDP when distributed (so its backward hooks fire)."""
+        """Embeddings with a graph, through DDP when distributed (so its backward hooks fire); with
+        ``group_overhead``, forwarded in groups of similar length (:mod:`polyir.training.length_groups`)."""
         features = self.encoder.tokenize(texts, kind)
         model = self.ddp if self.ddp is not None else self.module
-        return model(features)["sentence_embedding"]
+
+        def forward(f: dict[str, torch.Tensor]) -> torch.Tensor:
+            return model(f)["sentence_embedding"]
+
+        if self.group_overhead is None:
+            return forward(features)
+        from polyir.training.length_groups import forward_by_length
+
+        return forward_by_length(forward, features, padding_side=self.encoder.tokenizer.padding_side,
+                                 overhead=self.group_overhead)
 
     @contextlib.contextmanager
     def sync(self, enabled: bool) -> Iterator[None]:

@@ -97,7 +97,10 @@ class Trainer:
         self.precision = resolve_precision(o.precision, self.device)
         self.freeze = resolve_freeze(o.freeze_word_embeddings, self.device)
         self.params = freeze_parts(self.encoder, word_embeddings=self.freeze, lower_layers=o.freeze_layers)
-        self.model = distr.TrainModel(self.encoder, d)  # under torchrun: DDP, rank 0's weights everywhere
+        # under torchrun: DDP, rank 0's weights everywhere. GradCache replays its own chunks' dropout, so
+        # it forwards as it cached (no length groups).
+        self.model = distr.TrainModel(self.encoder, d, group_overhead=o.length_group_overhead
+                                      if o.group_by_length and not o.grad_cache else None)
         self.optimizer = build_optimizer(self.params, o, self.device)
         self.scheduler, self.warmup_steps = build_scheduler(self.optimizer, o, self.total_steps)
         self.scaler = build_scaler(self.precision)
