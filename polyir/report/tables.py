@@ -251,11 +251,28 @@ def _bench_train(d: dict[str, Any]) -> str:
 
 
 def _bench_precision(d: dict[str, Any]) -> str:
-    runs = {r["precision"]: r for r in d["runs"]}
-    fp32, bf16 = runs["fp32"]["validation"], runs["bf16"]["validation"]
+    """Two runs that differ in one setting (bench/precision_quality.py), validation side by side."""
+    (a_name, a), (b_name, b) = ((r.get("label", r["precision"]), r["validation"]) for r in d["runs"])
     keys = (("val_mo_map", "val Mo."), ("val_cr_map", "val Cr."), ("val_mul_map", "val Mul."), ("val_loss", "val loss"))
-    rows = [[str(a["step"]), *(f"{a[k]:.4f} / {b[k]:.4f}" for k, _ in keys)] for a, b in zip(fp32, bf16)]
-    return markdown_rows(["step", *(f"{label} fp32 / bf16" for _, label in keys)], "r" * 5, rows)
+    rows = [[str(x["step"]), *(f"{x[k]:.4f} / {y[k]:.4f}" for k, _ in keys)] for x, y in zip(a, b)]
+    return markdown_rows(["step", *(f"{label} {a_name} / {b_name}" for _, label in keys)], "r" * 5, rows)
+
+
+SCALE_EXPERIMENTS = ("scale-fi-en", "scale-mixed")
+
+
+def _scale(root: Path, name: str) -> dict[str, str]:
+    """The README tables of one scale experiment (one per test set, and its learning curve), if it ran."""
+    from polyir.report import scale_tables as scale
+
+    path = root / "docs" / "results" / name / "summary.json"
+    if not path.is_file():
+        return {}
+    d = _read(path)
+    out = {f"results: {name} {label}": scale.scale_rows(d, label) for label in d["results"] if not label.startswith("guard:")}
+    if d.get("curve"):
+        out[f"results: {name} curve"] = scale.scale_curve(d)
+    return out
 
 
 def _bench_options(d: dict[str, Any]) -> str:
@@ -301,9 +318,6 @@ def readme_tables(root: Path | str = ".") -> dict[str, str]:
     low = root / "docs" / "results" / "low-resource-news" / "summary.json"
     pivot = root / "docs" / "results" / "low-resource-news" / "afriqa-pivot.json"
     adapt = root / "docs" / "results" / "news-adapt" / "summary.json"
-    from polyir.report import scale_tables as scale
-
-    scale_fi = root / "docs" / "results" / "scale-fi-en" / "summary.json"
     return {
         "results: arms and α": _alpha_rows(default),
         "results: α curve": _alpha_curve(default),
@@ -316,14 +330,13 @@ def readme_tables(root: Path | str = ".") -> dict[str, str]:
         **({"results: afriqa pivot": news.afriqa_pivot(_read(pivot))} if pivot.is_file() else {}),
         **({"results: news adaptation": news.news_adapt(_read(adapt)),
             "results: news adaptation pairs": news.news_adapt_pairs(_read(adapt))} if adapt.is_file() else {}),
-        **({f"results: scale-fi-en {label}": scale.scale_rows(_read(scale_fi), label)
-            for label in _read(scale_fi)["results"] if not label.startswith("guard:")} if scale_fi.is_file() else {}),
-        **({"results: scale-fi-en curve": scale.scale_curve(_read(scale_fi))}
-           if scale_fi.is_file() and _read(scale_fi).get("curve") else {}),
+        **{key: table for name in SCALE_EXPERIMENTS for key, table in _scale(root, name).items()},
         "bench: encoding": _bench_encode(_read(bench / "eval_speed.json")),
         "bench: evaluate": _bench_evaluate(_read(bench / "eval_speed.json")),
         "bench: training": _bench_train(_read(bench / "train_speed.json")),
         "bench: bf16 training quality": _bench_precision(_read(bench / "precision_quality.json")),
+        **({"bench: length groups quality": _bench_precision(_read(bench / "length_groups_quality.json"))}
+           if (bench / "length_groups_quality.json").is_file() else {}),
         **({"bench: training options": _bench_options(_read(bench / "training_options.json"))}
            if (bench / "training_options.json").is_file() else {}),
         "bench: search backends": _bench_search(_read(bench / "search_speed.json")),
