@@ -340,6 +340,9 @@ def readme_tables(root: Path | str = ".") -> dict[str, str]:
         **({"bench: training options": _bench_options(_read(bench / "training_options.json"))}
            if (bench / "training_options.json").is_file() else {}),
         "bench: search backends": _bench_search(_read(bench / "search_speed.json")),
+        # bench/export_speed.py renders its own table (variants, texts/s, every metric's change)
+        **({"bench: exported encoders": _read(bench / "export_speed.json")["table"]}
+           if (bench / "export_speed.json").is_file() else {}),
     }
 
 
