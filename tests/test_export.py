@@ -192,6 +192,8 @@ def test_openvino_int8_export_is_close(source, tmp_path):
     got = ov_enc.encode(TEXTS, "passage", show_progress=False)
     assert ((ref * got).sum(axis=1) > 0.99).all()
     assert np.array_equal(np.argsort(-(ref @ ref[0])), np.argsort(-(got @ got[0])))
+    alone = np.stack([ov_enc.encode([t], "passage", show_progress=False)[0] for t in TEXTS])
+    assert np.abs(alone - got).max() < 1e-5  # a text's vector does not depend on its batch (the server's answers)
     with pytest.raises(PolyirError, match="--per-tensor applies to --backend onnx only"):
         export_model(torch_enc, tmp_path / "ov8pt", backend="openvino", quantize="int8", per_channel=False)
     assert not (tmp_path / "ov8pt").exists()

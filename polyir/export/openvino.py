@@ -42,7 +42,7 @@ def require_nncf() -> None:
 
 
 INT8_OPTIONS = {"method": "nncf weight compression (data-free)", "weights": "int8 (symmetric)",
-                "activations": "fp32 (the CPU plugin may quantize them per batch at run time)",
+                "activations": "fp32 (run-time activation quantization is off: vectors do not depend on the batch)",
                 "per_channel": True}
 
 

@@ -83,7 +83,10 @@ class OpenVinoSession:
         core = ov.Core()
         try:
             model = core.read_model(str(path))
-            config = {"INFERENCE_NUM_THREADS": threads or default_threads(), "INFERENCE_PRECISION_HINT": "f32"}
+            # DYNAMIC_QUANTIZATION_GROUP_SIZE 0: the CPU plugin must not quantize activations per call, or a
+            # text's vector would depend on the texts batched with it (the server's answers would change)
+            config = {"INFERENCE_NUM_THREADS": threads or default_threads(), "INFERENCE_PRECISION_HINT": "f32",
+                      "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0}
             self.compiled = core.compile_model(model, "CPU", config)
         except RuntimeError as exc:
             raise PolyirError(f"{path}: OpenVINO cannot load it ({str(exc).splitlines()[0]}); export it again") from None
