@@ -197,3 +197,40 @@ def test_openvino_int8_export_is_close(source, tmp_path):
     with pytest.raises(PolyirError, match="--per-tensor applies to --backend onnx only"):
         export_model(torch_enc, tmp_path / "ov8pt", backend="openvino", quantize="int8", per_channel=False)
     assert not (tmp_path / "ov8pt").exists()
+
+
+def test_openvino_static_int8_is_calibrated_close_and_batch_independent(source, tmp_path):
+    """--calibrate: NNCF's static int8 (activations too), calibrated on a dataset's queries and passages."""
+    pytest.importorskip("openvino", reason="openvino is not installed (optional: pip install openvino)")
+    pytest.importorskip("nncf", reason="nncf is not installed (optional: pip install nncf)")
+    data = tmp_path / "data"
+    write_tiny_lareqa(data / "mlqa-r", ["en", "de"])
+    out = tmp_path / "ovs"
+    res = runner.invoke(app, ["export", str(source), "--backend", "openvino", "--quantize", "int8",
+                              "--calibrate", "mlqa-r", "--calibration-size", "12", "--calibration-languages", "en,de",
+                              "--data-dir", str(data),
+                              "--output", str(out)])
+    assert res.exit_code == 0, res.output
+    info = json.loads((out / EXPORT_FILE).read_text())
+    assert info["quantization"]["activations"].startswith("int8")
+    calib = info["quantization"]["calibration"]
+    assert calib["source"] == "mlqa-r" and calib["queries"] == 6 and calib["passages"] == 6
+    assert "FakeQuantize" in (out / "model.xml").read_text() or 'element_type="u8"' in (out / "model.xml").read_text()
+    ref = load_encoder(str(source), device="cpu").encode(TEXTS, "passage", show_progress=False)
+    enc = load_encoder(str(out))
+    got = enc.encode(TEXTS, "passage", show_progress=False)
+    assert ((ref * got).sum(axis=1) > 0.98).all()
+    alone = np.stack([enc.encode([t], "passage", show_progress=False)[0] for t in TEXTS])
+    assert np.abs(alone - got).max() < 1e-5
+
+
+def test_calibrate_needs_openvino_int8_and_a_known_dataset(source, tmp_path):
+    res = runner.invoke(app, ["export", str(source), "--backend", "onnx", "--quantize", "int8",
+                              "--calibrate", "mlqa-r", "--output", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "--calibrate" in res.output and "--backend openvino" in res.output
+    assert not (tmp_path / "x").exists()
+    pytest.importorskip("nncf", reason="nncf is not installed (optional: pip install nncf)")
+    res = runner.invoke(app, ["export", str(source), "--backend", "openvino", "--quantize", "int8",
+                              "--calibrate", "no-such-set", "--data-dir", str(tmp_path), "--output", str(tmp_path / "y")])
+    assert res.exit_code == 2 and "no-such-set" in res.output
+    assert not (tmp_path / "y").exists()

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from polyir.errors import PolyirError
+from polyir.export.calibration import CalibrationSet
 from polyir.models.encoder import Encoder
 from polyir.models.onnx_encoder import BACKENDS, EXPORT_FILE, EXPORT_FORMAT, file_sha256, load_exported
 
@@ -57,8 +58,11 @@ class ExportResult:
     fused: dict[str, int]
 
 
-def check_export_options(backend: str, quantize: str | None, per_channel: bool = True) -> None:
+def check_export_options(backend: str, quantize: str | None, per_channel: bool = True,
+                         calibrate: bool = False) -> None:
     """Refuse an unknown backend or quantization, or a combination no tool makes, before any work."""
+    if calibrate and (backend != "openvino" or quantize != "int8"):
+        raise PolyirError("--calibrate (static int8 activations) needs --backend openvino --quantize int8")
     if backend not in BACKENDS:
         raise PolyirError(f"unknown --backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
     if quantize not in QUANTIZE:
@@ -93,13 +97,15 @@ def export_model(
     optimize: bool = True,
     overwrite: bool = False,
     check_texts: list[str] | None = None,
+    calibration: CalibrationSet | None = None,
 ) -> ExportResult:
-    """Export ``encoder`` to ``output`` (an exported folder any polyir command can load as a model)."""
+    """Export ``encoder`` to ``output`` (an exported folder any polyir command can load as a model);
+    with ``calibration`` (OpenVINO int8 only) activations are int8 too, their scales fixed from it."""
     from polyir.atomic import atomic_folder, write_json
     from polyir.export.graph import OPSET, export_onnx, fusable, optimize_onnx
     from polyir.runinfo import versions
 
-    check_export_options(backend, quantize, per_channel)
+    check_export_options(backend, quantize, per_channel, calibrate=calibration is not None)
     if getattr(encoder, "centering", None) is not None:
         raise PolyirError(
             f"{encoder.spec} centres each text by its language's mean, which needs the text's language at "
@@ -132,8 +138,13 @@ def export_model(
         else:
             from polyir.export.openvino import INT8_OPTIONS, onnx_to_openvino
 
-            model_file = onnx_to_openvino(graph, staging, int8=quantize == "int8")
-            quant_info = dict(INT8_OPTIONS) if quantize == "int8" else None
+            from polyir.export.openvino import INT8_STATIC_OPTIONS
+
+            feeds = _calibration_feeds(encoder, calibration, names) if calibration is not None else None
+            model_file = onnx_to_openvino(graph, staging, int8=quantize == "int8", calibration=feeds)
+            if quantize == "int8":
+                quant_info = dict(INT8_STATIC_OPTIONS, calibration=calibration.describe()) \
+                    if calibration is not None else dict(INT8_OPTIONS)
         encoder.tokenizer.save_pretrained(str(staging))
         info: dict[str, Any] = {
             "format": EXPORT_FORMAT,
@@ -157,6 +168,18 @@ def export_model(
                          "tolerance": FP32_TOLERANCE if quantize is None else None}
         write_json(staging / EXPORT_FILE, info)
     return ExportResult(Path(output), backend, quantize, diff, cos, round(time.perf_counter() - start, 2), fused)
+
+
+def _calibration_feeds(encoder: Encoder, calibration: CalibrationSet, names: list[str]) -> list[dict[str, np.ndarray]]:
+    """The graph's inputs for each calibration text alone (prefixed and truncated as the model encodes it)."""
+    feeds = []
+    for kind, texts in (("query", calibration.queries), ("passage", calibration.passages)):
+        for text in texts:
+            batch = encoder.tokenizer([encoder.settings.prefix(kind) + text], truncation=True,
+                                      max_length=encoder.settings.max_length(kind), return_tensors="np")
+            feeds.append({name: np.asarray(batch[name], dtype=np.int64) if name in batch
+                          else np.zeros_like(np.asarray(batch["input_ids"], dtype=np.int64)) for name in names})
+    return feeds
 
 
 def _check(encoder: Encoder, exported: Encoder, texts: list[str], quantize: str | None) -> tuple[float, float]:
