@@ -8,7 +8,7 @@ For each variant, on the same machine in one run:
    wall time, and the change of every headline metric against torch fp32.
 
 Variants: ``torch-fp32``, ``torch-bf16`` (autocast), ``onnx-fp32``, ``onnx-int8`` (per-channel int8
-weights), ``onnx-int8-per-tensor`` (for comparison), and ``openvino-fp32`` / ``openvino-int8`` when
+weights), ``onnx-int8-per-tensor`` (for comparison), and ``openvino-fp32`` / ``openvino-int8`` / ``openvino-int8-static`` (calibrated on MLQA-R) when
 openvino is installed. Exports are written with ``polyir export`` into ``--export-dir`` (reused when
 present). Each measurement runs in its own subprocess so its memory is its own. Prints a table and
 writes JSON.
@@ -39,6 +39,8 @@ VARIANTS: dict[str, tuple[str, list[str]] | str] = {
     "onnx-int8-per-tensor": ("onnx", ["--quantize", "int8", "--per-tensor"]),
     "openvino-fp32": ("openvino", []),
     "openvino-int8": ("openvino", ["--quantize", "int8"]),
+    # static int8: activations too, scales calibrated on MLQA-R (training/validation data, not XQuAD-R)
+    "openvino-int8-static": ("openvino", ["--quantize", "int8", "--calibrate", "mlqa-r"]),
 }
 
 
