@@ -70,6 +70,10 @@ class OnnxRuntimeSession:
         return self.session.run([self.output_name], feeds)[0]
 
 
+RUNTIME_CACHE_CAPACITY = 1000
+"""OpenVINO CPU kernel-cache entries (per node and input shape) an exported encoder keeps."""
+
+
 class OpenVinoSession:
     """An OpenVINO CPU compiled model over ``model.xml`` (+ ``model.bin``)."""
 
@@ -84,9 +88,11 @@ class OpenVinoSession:
         try:
             model = core.read_model(str(path))
             # DYNAMIC_QUANTIZATION_GROUP_SIZE 0: the CPU plugin must not quantize activations per call, or a
-            # text's vector would depend on the texts batched with it (the server's answers would change)
+            # text's vector would depend on the texts batched with it (the server's answers would change).
+            # CPU_RUNTIME_CACHE_CAPACITY 1000 (default 5000): the plugin keeps kernels per input shape, and a
+            # server sees many shapes; 5000 entries grew a static-int8 server past 3 GB (docs/decisions.md)
             config = {"INFERENCE_NUM_THREADS": threads or default_threads(), "INFERENCE_PRECISION_HINT": "f32",
-                      "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0}
+                      "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0, "CPU_RUNTIME_CACHE_CAPACITY": RUNTIME_CACHE_CAPACITY}
             self.compiled = core.compile_model(model, "CPU", config)
         except RuntimeError as exc:
             raise PolyirError(f"{path}: OpenVINO cannot load it ({str(exc).splitlines()[0]}); export it again") from None
