@@ -50,10 +50,9 @@ def _polyir_config(args, out: Path, precision: str, freeze: str, grouped: bool =
         f"optim.freeze_word_embeddings={'true' if freeze == 'emb' else 'false'}", "optim.temperature=0.05",
         f"optim.freeze_layers={FREEZE_LAYERS if freeze == 'layers' else 0}",
         f"optim.group_by_length={'true' if grouped else 'false'}",
-        f"optim.length_group_overhead={args.group_overhead}",
         "validation.fraction=0", "progress=false", f"output_dir={out}", "overwrite=true",
         f"log_every={args.steps}", f"checkpoint_every={args.steps * 10}",
-    ])
+    ] + ([f"optim.length_group_overhead={args.group_overhead}"] if args.group_overhead is not None else []))
 
 
 def worker_polyir(args, precision: str, freeze: str, grouped: bool = True) -> dict:
@@ -140,8 +139,8 @@ def main() -> None:
                     help="comma-separated; bf16 pays only on CPUs with bf16 units (AMX / AVX-512 BF16)")
     ap.add_argument("--freezes", default=",".join(FREEZES), help=f"comma-separated, from {', '.join(FREEZES)}")
     ap.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, from {', '.join(SYSTEMS)}")
-    ap.add_argument("--group-overhead", type=int, default=256,
-                    help="polyir's optim.length_group_overhead (tokens one more forward costs; the default is polyir's)")
+    ap.add_argument("--group-overhead", type=int, default=None,
+                    help="polyir's optim.length_group_overhead (tokens one more forward costs; default: the config's)")
     ap.add_argument("--output", type=Path, default=Path("bench/results/train_speed.json"))
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -158,8 +157,9 @@ def main() -> None:
             for frozen in args.freezes.split(",") for system in args.systems.split(",")]
     for system, precision, frozen in plan:
         cmd = [sys.executable, __file__, "--worker", f"{system}:{precision}:{frozen}",
-               "--steps", str(args.steps), "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
-               "--group-overhead", str(args.group_overhead)]
+               "--steps", str(args.steps), "--warmup", str(args.warmup), "--batch-size", str(args.batch_size)]
+        if args.group_overhead is not None:
+            cmd += ["--group-overhead", str(args.group_overhead)]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=os.environ.copy())
         r = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append({"system": system, "precision": precision, "frozen": frozen, **r})
