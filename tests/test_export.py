@@ -208,11 +208,12 @@ def test_openvino_static_int8_is_calibrated_close_and_batch_independent(source, 
     out = tmp_path / "ovs"
     res = runner.invoke(app, ["export", str(source), "--backend", "openvino", "--quantize", "int8",
                               "--calibrate", "mlqa-r", "--calibration-size", "12", "--calibration-languages", "en,de",
-                              "--data-dir", str(data),
+                              "--data-dir", str(data), "--smooth-quant-alpha", "0.5",
                               "--output", str(out)])
     assert res.exit_code == 0, res.output
     info = json.loads((out / EXPORT_FILE).read_text())
     assert info["quantization"]["activations"].startswith("int8")
+    assert info["quantization"]["smooth_quant_alpha"] == 0.5
     calib = info["quantization"]["calibration"]
     assert calib["source"] == "mlqa-r" and calib["queries"] == 6 and calib["passages"] == 6
     assert "FakeQuantize" in (out / "model.xml").read_text() or 'element_type="u8"' in (out / "model.xml").read_text()
@@ -234,3 +235,26 @@ def test_calibrate_needs_openvino_int8_and_a_known_dataset(source, tmp_path):
                               "--calibrate", "no-such-set", "--data-dir", str(tmp_path), "--output", str(tmp_path / "y")])
     assert res.exit_code == 2 and "no-such-set" in res.output
     assert not (tmp_path / "y").exists()
+
+
+def test_smooth_quant_alpha_reaches_nncf_and_bad_values_are_refused(source, tmp_path):
+    """--smooth-quant-alpha changes the quantized graph; out of range or without --calibrate it is refused
+    before any work."""
+    pytest.importorskip("nncf", reason="nncf is not installed (optional: pip install nncf)")
+    base = ["export", str(source), "--backend", "openvino", "--quantize", "int8"]
+    res = runner.invoke(app, [*base, "--smooth-quant-alpha", "0.5", "--output", str(tmp_path / "a")])
+    assert res.exit_code == 2 and "--smooth-quant-alpha applies to static int8 only" in res.output
+    res = runner.invoke(app, [*base, "--calibrate", "mlqa-r", "--smooth-quant-alpha", "1.5", "--output", str(tmp_path / "b")])
+    assert res.exit_code == 2 and "[0, 1]" in res.output
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    data = tmp_path / "data"
+    write_tiny_lareqa(data / "mlqa-r", ["en", "de"])
+    graphs = {}
+    for alpha in ("-1", "0.9"):
+        out = tmp_path / f"sq{alpha}"
+        res = runner.invoke(app, [*base, "--calibrate", "mlqa-r", "--calibration-size", "12", "--calibration-languages", "en,de",
+                                  "--data-dir", str(data),
+                                  "--smooth-quant-alpha", alpha, "--output", str(out)])
+        assert res.exit_code == 0, res.output
+        graphs[alpha] = (out / "model.bin").read_bytes()
+    assert graphs["-1"] != graphs["0.9"]  # SmoothQuant rescaled the weights

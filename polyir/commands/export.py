@@ -24,13 +24,15 @@ def export_command(
     calibration_size: int = typer.Option(350, "--calibration-size", help="With --calibrate: texts sampled (seed 0; half queries, half passages, spread over the languages)."),
     calibration_languages: Optional[str] = typer.Option(None, "--calibration-languages", help="With --calibrate: comma-separated languages to sample (default: all of the dataset's)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="With --calibrate: the folder holding the datasets (default $POLYIR_DATA_DIR)."),
+    smooth_quant_alpha: Optional[float] = typer.Option(None, "--smooth-quant-alpha", help="With --calibrate: how much of each MatMul input's outlier range NNCF's SmoothQuant moves into the weights, 0-1 (-1: off; default 0.95, NNCF's own)."),
 ) -> None:
     """Export a model to ONNX Runtime or OpenVINO (optionally int8) for fast evaluate/index/search/serve."""
     from polyir.atomic import check_output_path
     from polyir.export.run import check_export_options, export_model
     from polyir.models.resolve import load_encoder
 
-    check_export_options(backend, quantize, per_channel, calibrate=calibrate is not None)  # before loading the model
+    check_export_options(backend, quantize, per_channel, calibrate=calibrate is not None,
+                         smooth_quant_alpha=smooth_quant_alpha)  # before loading the model
     check_output_path(output / "polyir_export.json", what="--output")
     calibration = None
     if calibrate is not None:
@@ -43,7 +45,8 @@ def export_command(
     Console(stderr=True).print(f"exporting {escape(model)} to {backend}{' int8' if quantize else ''}"
                              f"{f' (static, calibrated on {calibration.size} texts of {calibrate})' if calibration else ''} …")
     result = export_model(encoder, output, backend=backend, quantize=quantize, per_channel=per_channel,
-                          optimize=optimize, overwrite=overwrite, calibration=calibration)
+                          optimize=optimize, overwrite=overwrite, calibration=calibration,
+                          smooth_quant_alpha=smooth_quant_alpha)
     fused = ", ".join(f"{k} {v}" for k, v in result.fused.items()) or "none"
     Console().print(
         f"exported [bold]{escape(str(result.path))}[/bold] ({result.backend}{' int8' if result.quantize else ' fp32'}) "

@@ -55,16 +55,27 @@ def _first_line(exc: Exception) -> str:
     return str(exc).splitlines()[0] if str(exc) else "no detail"
 
 
+SMOOTH_QUANT_ALPHA = 0.95  # NNCF's own default for transformer MatMuls; -1 turns SmoothQuant off
+
+
+def check_smooth_quant_alpha(alpha: float) -> None:
+    """SmoothQuant's migration strength is in [0, 1] (-1: off); anything else is refused before any work."""
+    if not (alpha == -1 or 0 <= alpha <= 1):
+        raise PolyirError(f"--smooth-quant-alpha must be in [0, 1], or -1 to turn SmoothQuant off, not {alpha!r}")
+
+
 INT8_STATIC_OPTIONS = {"method": "nncf post-training quantization (static, calibrated)",
                        "weights": "int8 (symmetric)", "activations": "int8 (scales fixed from the calibration texts)",
                        "per_channel": True}
 
 
 def onnx_to_openvino(onnx_path: Path, folder: Path, *, int8: bool = False,
-                     calibration: Sequence[dict[str, np.ndarray]] | None = None) -> str:
+                     calibration: Sequence[dict[str, np.ndarray]] | None = None,
+                     smooth_quant_alpha: float = SMOOTH_QUANT_ALPHA) -> str:
     """Convert ``onnx_path`` into ``folder/model.xml`` (+ .bin), with int8 weights on request (and
-    int8 activations with scales fixed from ``calibration``, graph inputs per text); returns the xml
-    file's name."""
+    int8 activations with scales fixed from ``calibration``, graph inputs per text; SmoothQuant moves
+    ``smooth_quant_alpha`` of each MatMul input's outlier range into its weights first); returns the
+    xml file's name."""
     require_openvino()
     import openvino as ov
 
@@ -79,8 +90,15 @@ def onnx_to_openvino(onnx_path: Path, folder: Path, *, int8: bool = False,
 
         try:
             if calibration:
+                from nncf.quantization.advanced_parameters import (
+                    AdvancedQuantizationParameters,
+                    AdvancedSmoothQuantParameters,
+                )
+
+                advanced = AdvancedQuantizationParameters(
+                    smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=smooth_quant_alpha))
                 model = nncf.quantize(model, nncf.Dataset(list(calibration)), model_type=nncf.ModelType.TRANSFORMER,
-                                      subset_size=len(calibration))
+                                      subset_size=len(calibration), advanced_parameters=advanced)
             else:
                 model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_SYM)
         except Exception as exc:  # NNCF raises its own errors or RuntimeError

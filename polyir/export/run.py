@@ -59,10 +59,16 @@ class ExportResult:
 
 
 def check_export_options(backend: str, quantize: str | None, per_channel: bool = True,
-                         calibrate: bool = False) -> None:
+                         calibrate: bool = False, smooth_quant_alpha: float | None = None) -> None:
     """Refuse an unknown backend or quantization, or a combination no tool makes, before any work."""
     if calibrate and (backend != "openvino" or quantize != "int8"):
         raise PolyirError("--calibrate (static int8 activations) needs --backend openvino --quantize int8")
+    if smooth_quant_alpha is not None:
+        from polyir.export.openvino import check_smooth_quant_alpha
+
+        if not calibrate:
+            raise PolyirError("--smooth-quant-alpha applies to static int8 only (--backend openvino --quantize int8 --calibrate)")
+        check_smooth_quant_alpha(smooth_quant_alpha)
     if backend not in BACKENDS:
         raise PolyirError(f"unknown --backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
     if quantize not in QUANTIZE:
@@ -98,14 +104,17 @@ def export_model(
     overwrite: bool = False,
     check_texts: list[str] | None = None,
     calibration: CalibrationSet | None = None,
+    smooth_quant_alpha: float | None = None,
 ) -> ExportResult:
     """Export ``encoder`` to ``output`` (an exported folder any polyir command can load as a model);
-    with ``calibration`` (OpenVINO int8 only) activations are int8 too, their scales fixed from it."""
+    with ``calibration`` (OpenVINO int8 only) activations are int8 too, their scales fixed from it
+    (``smooth_quant_alpha``: SmoothQuant's strength there, default ``SMOOTH_QUANT_ALPHA``)."""
     from polyir.atomic import atomic_folder, write_json
     from polyir.export.graph import OPSET, export_onnx, fusable, optimize_onnx
     from polyir.runinfo import versions
 
-    check_export_options(backend, quantize, per_channel, calibrate=calibration is not None)
+    check_export_options(backend, quantize, per_channel, calibrate=calibration is not None,
+                         smooth_quant_alpha=smooth_quant_alpha)
     if getattr(encoder, "centering", None) is not None:
         raise PolyirError(
             f"{encoder.spec} centres each text by its language's mean, which needs the text's language at "
@@ -136,14 +145,14 @@ def export_model(
             shutil.move(str(graph), staging / ONNX_FILE)
             model_file = ONNX_FILE
         else:
-            from polyir.export.openvino import INT8_OPTIONS, onnx_to_openvino
+            from polyir.export.openvino import INT8_OPTIONS, INT8_STATIC_OPTIONS, SMOOTH_QUANT_ALPHA, onnx_to_openvino
 
-            from polyir.export.openvino import INT8_STATIC_OPTIONS
-
+            alpha = SMOOTH_QUANT_ALPHA if smooth_quant_alpha is None else smooth_quant_alpha
             feeds = _calibration_feeds(encoder, calibration, names) if calibration is not None else None
-            model_file = onnx_to_openvino(graph, staging, int8=quantize == "int8", calibration=feeds)
+            model_file = onnx_to_openvino(graph, staging, int8=quantize == "int8", calibration=feeds,
+                                          smooth_quant_alpha=alpha)
             if quantize == "int8":
-                quant_info = dict(INT8_STATIC_OPTIONS, calibration=calibration.describe()) \
+                quant_info = dict(INT8_STATIC_OPTIONS, calibration=calibration.describe(), smooth_quant_alpha=alpha) \
                     if calibration is not None else dict(INT8_OPTIONS)
         encoder.tokenizer.save_pretrained(str(staging))
         info: dict[str, Any] = {
