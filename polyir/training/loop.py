@@ -29,6 +29,7 @@ from polyir.training.config import (
     TrainConfig,
     config_to_dict,
     dump_config,
+    resolve_cpu_auto,
     resolve_freeze,
     resolve_precision,
 )
@@ -97,6 +98,11 @@ class Trainer:
         self.precision = resolve_precision(o.precision, self.device)
         self.freeze = resolve_freeze(o.freeze_word_embeddings, self.device)
         self.params = freeze_parts(self.encoder, word_embeddings=self.freeze, lower_layers=o.freeze_layers)
+        self.fast_dropout = resolve_cpu_auto(o.fast_dropout, self.device)
+        if self.fast_dropout:
+            from polyir.training.fast_dropout import use_fast_dropout
+
+            use_fast_dropout(self.encoder.transformer)
         # under torchrun: DDP, rank 0's weights everywhere. GradCache replays its own chunks' dropout, so
         # it forwards as it cached (no length groups).
         self.model = distr.TrainModel(self.encoder, d, group_overhead=o.length_group_overhead
@@ -430,7 +436,8 @@ class Trainer:
                     self._save_model(best_dir)
             write_json(self.run_dir / "run.json", {
                 "seed": cfg.seed, "model": cfg.model.spec, "world_size": d.world_size, "device": str(self.device),
-                "precision": self.precision, "freeze_word_embeddings": self.freeze, "freeze_layers": cfg.optim.freeze_layers,
+                "precision": self.precision, "freeze_word_embeddings": self.freeze,
+                "fast_dropout": self.fast_dropout, "freeze_layers": cfg.optim.freeze_layers,
                 "trainable_parameters": sum(p.numel() for p in self.params),
                 "steps": self.step, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
                 "resumed_from": str(self.resume_path) if self.resume_path else None,
