@@ -5,7 +5,8 @@ flattened into (query, passage) rows for the peer), same batch size and sequence
 prefixes in the text), same learning rate, same precision, the same frozen parameters; the peer is ``SentenceTransformerTrainer`` with
 ``MultipleNegativesRankingLoss`` (in-batch negatives, as polyir's InfoNCE). ``polyir-ungrouped`` is
 polyir with ``optim.group_by_length=false`` (one padded forward per tower, as the peer), so the rows show
-what the length groups add. Each row runs in its own subprocess so its peak RSS is its own; the first
+what the length groups add; ``polyir-torch-dropout`` is polyir with ``optim.fast_dropout=false`` (PyTorch's
+own dropout masks, as the peer), what the cheaper CPU masks add. Each row runs in its own subprocess so its peak RSS is its own; the first
 ``--warmup`` steps are not timed.
 
     POLYIR_DATA_DIR=../shared/data python bench/train_speed.py --output bench/results/train_speed.json
@@ -40,7 +41,7 @@ def _step_seconds(stamps: list[float], warmup: int) -> float:
 FREEZE_LAYERS = 6  # the "layers" rows: embedding block + the lowest 6 of 12 layers frozen (optim.freeze_layers)
 
 
-def _polyir_config(args, out: Path, precision: str, freeze: str, grouped: bool = True):
+def _polyir_config(args, out: Path, precision: str, freeze: str, grouped: bool = True, fast_dropout: bool = True):
     from polyir.training.config import load_config
 
     return load_config(None, [
@@ -50,17 +51,18 @@ def _polyir_config(args, out: Path, precision: str, freeze: str, grouped: bool =
         f"optim.freeze_word_embeddings={'true' if freeze == 'emb' else 'false'}", "optim.temperature=0.05",
         f"optim.freeze_layers={FREEZE_LAYERS if freeze == 'layers' else 0}",
         f"optim.group_by_length={'true' if grouped else 'false'}",
+        f"optim.fast_dropout={'true' if fast_dropout else 'false'}",
         "validation.fraction=0", "progress=false", f"output_dir={out}", "overwrite=true",
         f"log_every={args.steps}", f"checkpoint_every={args.steps * 10}",
     ] + ([f"optim.length_group_overhead={args.group_overhead}"] if args.group_overhead is not None else []))
 
 
-def worker_polyir(args, precision: str, freeze: str, grouped: bool = True) -> dict:
+def worker_polyir(args, precision: str, freeze: str, grouped: bool = True, fast_dropout: bool = True) -> dict:
     from polyir.training.trainer import train
 
     stamps: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = _polyir_config(args, Path(tmp) / "run", precision, freeze, grouped)
+        cfg = _polyir_config(args, Path(tmp) / "run", precision, freeze, grouped, fast_dropout)
         stamps.append(time.perf_counter())
         train(cfg, on_step=lambda info: stamps.append(time.perf_counter()))
     step = _step_seconds(stamps, args.warmup)
@@ -126,8 +128,9 @@ def worker_st(args, precision: str, freeze: str) -> dict:
 
 
 FREEZES = ("none", "emb", "layers")  # nothing frozen; word embeddings; embeddings + lowest FREEZE_LAYERS layers
-# polyir's defaults (length groups on), polyir with one padded forward per tower (the lever's own share), the peer
-SYSTEMS = ("sentence-transformers", "polyir-ungrouped", "polyir")
+# the peer; polyir with one padded forward per tower, or with PyTorch's dropout masks (each lever's own share);
+# polyir's defaults (length groups on, fast dropout on CPU)
+SYSTEMS = ("sentence-transformers", "polyir-ungrouped", "polyir-torch-dropout", "polyir")
 
 
 def main() -> None:
@@ -149,7 +152,8 @@ def main() -> None:
         if system == "sentence-transformers":
             print(json.dumps(worker_st(args, precision, frozen)))
         else:
-            print(json.dumps(worker_polyir(args, precision, frozen, grouped=system == "polyir")))
+            print(json.dumps(worker_polyir(args, precision, frozen, grouped=system != "polyir-ungrouped",
+                                           fast_dropout=system != "polyir-torch-dropout")))
         return
 
     rows = []
