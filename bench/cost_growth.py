@@ -127,7 +127,7 @@ def train_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     from polyir.data.types import ParallelPair, ParallelQACorpus, QAEntry
     from polyir.models.encoder import select_device
-    from polyir.training.config import config_from_dict, resolve_freeze, resolve_precision
+    from polyir.training.config import config_from_dict, resolve_cpu_auto, resolve_precision
     from polyir.training.trainer import train
 
     batch, length, qlen = spec["batch"], spec["length"], spec["query_length"]
@@ -176,7 +176,7 @@ def train_worker(spec: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mb": round(_peak_rss_mb(), 1), "rss_after_warmup_mb": round(rss[warmup - 1], 1),
         "cuda_peak_mb": _cuda_peak_mb(str(device)), "device": str(device),
         "precision": resolve_precision(spec["precision"], device),
-        "frozen_word_embeddings": resolve_freeze("auto", device), "torch_threads": torch.get_num_threads(),
+        "frozen_word_embeddings": resolve_cpu_auto("auto", device), "torch_threads": torch.get_num_threads(),
     }
 
 

@@ -58,13 +58,14 @@ def static_variants(spec: str) -> dict[str, tuple[str, list[str]]]:
     """``size=1000,alpha=0.75;size=350`` -> one static-int8 variant per ``;``-separated setting."""
     out = {}
     for setting in filter(None, (part.strip() for part in spec.split(";"))):
-        extra = ["--quantize", "int8", "--calibrate", "mlqa-r"]
+        backend, base = VARIANTS["openvino-int8-static"]  # type: ignore[misc]
+        extra = list(base)
         for item in setting.split(","):
             key, sep, value = item.partition("=")
             if not sep or key.strip() not in STATIC_KEYS:
                 raise SystemExit(f"--static-settings: {item!r} is not KEY=VALUE with KEY one of {', '.join(STATIC_KEYS)}")
             extra += [STATIC_KEYS[key.strip()], value.strip()]
-        out[f"openvino-int8-static:{setting.replace(' ', '')}"] = ("openvino", extra)
+        out[f"openvino-int8-static:{setting.replace(' ', '')}"] = (backend, extra)
     return out
 
 

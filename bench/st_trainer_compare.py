@@ -90,7 +90,7 @@ def train_st(cfg: dict[str, Any], corpus, held_out: set[str], out: Path) -> tupl
     from polyir.data.types import ParallelQACorpus
     from polyir.integrations import corpus_to_rows, polyir_batch_sampler
     from polyir.models.resolve import load_encoder
-    from polyir.training.config import config_from_dict, resolve_freeze, resolve_precision
+    from polyir.training.config import config_from_dict, resolve_cpu_auto, resolve_precision
 
     tc = config_from_dict(cfg)
     o = tc.optim
@@ -100,7 +100,7 @@ def train_st(cfg: dict[str, Any], corpus, held_out: set[str], out: Path) -> tupl
     first = model[0]
     first.max_seq_length = tc.model.passage_max_length
     first.query_length, first.document_length = tc.model.query_max_length, tc.model.passage_max_length
-    if resolve_freeze(o.freeze_word_embeddings, "cpu"):
+    if resolve_cpu_auto(o.freeze_word_embeddings, "cpu"):
         enc.transformer.get_input_embeddings().weight.requires_grad_(False)
     precision = resolve_precision(o.precision, "cpu")
     train = ParallelQACorpus(corpus.name, [p for p in corpus.pairs if p.pair_id not in held_out])

@@ -16,7 +16,7 @@ from polyir.training.config import (
     default_config_path,
     dump_config,
     load_config,
-    resolve_freeze,
+    resolve_cpu_auto,
     resolve_precision,
 )
 
@@ -150,8 +150,8 @@ def test_precision_and_freeze_resolution(monkeypatch):
     assert resolve_precision("bf16", "cpu") == "bf16"
     with pytest.raises(PolyirError, match="fp16 needs a CUDA GPU"):
         resolve_precision("fp16", "cpu")
-    assert resolve_freeze("auto", "cpu") is True and resolve_freeze("auto", "cuda:0") is False
-    assert resolve_freeze(False, "cpu") is False
+    assert resolve_cpu_auto("auto", "cpu") is True and resolve_cpu_auto("auto", "cuda:0") is False
+    assert resolve_cpu_auto(False, "cpu") is False
 
 
 def test_train_command_prints_one_red_line_and_exits_2(tmp_path):

@@ -44,7 +44,6 @@ __all__ = [
     "default_config_path",
     "resolve_precision",
     "resolve_cpu_auto",
-    "resolve_freeze",
 ]
 
 ValMetric = Literal["val_loss", "val_mo_map", "val_cr_map", "val_mul_map"]
@@ -453,8 +452,6 @@ def resolve_cpu_auto(value: bool | str, device: Any) -> bool:
         return torch.device(device).type == "cpu"
     return bool(value)
 
-
-resolve_freeze = resolve_cpu_auto  # the name benches and older callers use
 
 
 # ---------------------------------------------------------------------------- loading

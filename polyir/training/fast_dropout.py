@@ -16,6 +16,7 @@ mask, with the cheap masks. GPUs keep PyTorch's own fused dropout (``optim.fast_
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -30,9 +31,7 @@ _INT64_LOW, _INT64_HIGH = -(1 << 63), (1 << 63) - 1
 
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float, device: torch.device | None = None) -> torch.Tensor:
     """A bool tensor of ``shape``, each element True with probability ``1 - p`` (to within 2^-17)."""
-    n = 1
-    for d in shape:
-        n *= int(d)
+    n = math.prod(shape)
     words = torch.randint(_INT64_LOW, _INT64_HIGH, ((n + 3) // 4,), dtype=torch.int64, device=device)
     uniforms = words.view(torch.int16)[:n].view(shape)
     return uniforms >= _INT16_LOW + round(p * 65536)
@@ -93,9 +92,9 @@ def use_fast_dropout(model: nn.Module) -> int:
             if type(child) is nn.Dropout:
                 setattr(parent, name, FastDropout(child.p, inplace=child.inplace))
                 swapped += 1
+    _register()  # idempotent: the name maps to the same function each time
     for sub in model.modules():
         config = getattr(sub, "config", None)
         if getattr(config, "_attn_implementation", None) == "sdpa" and hasattr(sub, "set_attn_implementation"):
-            _register()
             sub.set_attn_implementation(ATTENTION_NAME)
     return swapped

@@ -30,7 +30,6 @@ from polyir.training.config import (
     config_to_dict,
     dump_config,
     resolve_cpu_auto,
-    resolve_freeze,
     resolve_precision,
 )
 from polyir.training.data import load_sources, split_pairs
@@ -96,7 +95,7 @@ class Trainer:
         self._check_matryoshka_dims()
         self.device = self.encoder.device
         self.precision = resolve_precision(o.precision, self.device)
-        self.freeze = resolve_freeze(o.freeze_word_embeddings, self.device)
+        self.freeze = resolve_cpu_auto(o.freeze_word_embeddings, self.device)
         self.params = freeze_parts(self.encoder, word_embeddings=self.freeze, lower_layers=o.freeze_layers)
         self.fast_dropout = resolve_cpu_auto(o.fast_dropout, self.device)
         if self.fast_dropout:
