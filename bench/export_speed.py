@@ -83,9 +83,8 @@ def _peak_rss_mb() -> float:
 
 
 def _load(args):
-    from polyir.models.resolve import load_encoder
-
     from polyir.models.onnx_encoder import load_exported
+    from polyir.models.resolve import load_encoder
 
     spec = VARIANTS.get(args.variant)
     if isinstance(spec, str):

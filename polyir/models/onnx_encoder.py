@@ -49,6 +49,13 @@ class Runtime(Protocol):
     def run_many(self, batches: Iterable[Feeds], done: Callable[[int, np.ndarray], None]) -> None: ...
 
 
+def run_one_by_one(run: Callable[[Feeds], np.ndarray], batches: Iterable[Feeds],
+                   done: Callable[[int, np.ndarray], None]) -> None:
+    """``Runtime.run_many`` as a plain loop: each batch through ``run`` in turn."""
+    for i, feeds in enumerate(batches):
+        done(i, run(feeds))
+
+
 def default_threads() -> int:
     """Threads for the runtime: torch's setting, so ``polyir --threads N`` and OMP_NUM_THREADS apply."""
     import torch
@@ -81,8 +88,7 @@ class OnnxRuntimeSession:
 
     def run_many(self, batches: Iterable[Feeds], done: Callable[[int, np.ndarray], None]) -> None:
         """One batch after another (ONNX Runtime's intra-op threads already use every core)."""
-        for i, feeds in enumerate(batches):
-            done(i, self(feeds))
+        run_one_by_one(self, batches, done)
 
 
 RUNTIME_CACHE_CAPACITY = 1000
@@ -157,9 +163,7 @@ class OpenVinoSession:
         import openvino as ov
 
         if self.streams == 1:
-            for i, feeds in enumerate(batches):
-                done(i, self(feeds))
-            return
+            return run_one_by_one(self, batches, done)
         compiled = self._compile("throughput")
         jobs = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         queue = ov.AsyncInferQueue(compiled, jobs)
